@@ -1,0 +1,1 @@
+"""Assignments: one package per assignment id (config, checks, handout)."""

@@ -1,0 +1,141 @@
+"""hw2_vae hidden checks: comparisons with reference/vae.py, and a training run.
+
+Graded only (visibility after_published); never shipped to students.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+from sklearn.datasets import load_digits
+
+from grader.checks import Checks
+from grader.compare import expect, expect_close, expect_tensor, expect_tuple
+from grader.strategies import batch_and_event, dtypes, gaussians, shapes, tensors
+from grader.worker.fixtures.vae import MLPVAE
+from reference import vae as ref
+
+from .checks_public import DEC_B, DEC_W, ENC_LOG_VAR, ENC_MEAN, X_ONE, Z_FAIL
+from .models import linear_vae
+
+checks = Checks(hidden=True)
+
+
+@checks.add("kl_normal", "matches the reference at extreme means and log-variances", points=2)
+@given(data=st.data(), be=batch_and_event(), dtype=dtypes())
+def kl_matches_reference(student, data, be, dtype):
+    shape = (*be[0], be[1])
+    q, p = data.draw(gaussians(shape, dtype)), data.draw(gaussians(shape, dtype))
+    got = student.kl_normal(q.mean, q.log_var, p.mean, p.log_var)
+    expected = ref.kl_normal(q.mean.double(), q.log_var.double(), p.mean.double(), p.log_var.double())
+    slack = 1e-4 * be[1] * 61 if dtype == torch.float32 else 1e-9  # cancellation in log-variance terms
+    expect_close(got, expected.to(dtype), what="KL", atol=slack)
+
+
+@checks.add("sample_gaussian", "matches the reference for given eps")
+@given(data=st.data(), shape=shapes(), dtype=dtypes())
+def sample_matches_reference(student, data, shape, dtype):
+    g = data.draw(gaussians(shape, dtype))
+    eps = data.draw(tensors(shape, dtype, low=-6, high=6))
+    expected = ref.sample_gaussian(g.mean.double(), g.log_var.double(), eps.double())
+    expect_close(student.sample_gaussian(g.mean, g.log_var, eps), expected.to(dtype), what="z")
+
+
+@checks.add("log_bernoulli_with_logits", "matches the reference")
+@given(data=st.data(), shape=shapes(), dtype=dtypes())
+def bernoulli_matches_reference(student, data, shape, dtype):
+    x = data.draw(tensors(shape, dtype, low=0, high=1))
+    logits = data.draw(tensors(shape, dtype, low=-100, high=100))
+    expected = ref.log_bernoulli_with_logits(x.double(), logits.double())
+    expect_close(student.log_bernoulli_with_logits(x, logits), expected.to(dtype), what="log p(x)", atol=1e-4)
+
+
+@checks.add("log_mean_exp", "matches the reference for values up to |1000|")
+@given(data=st.data(), shape=shapes(max_dims=4), dtype=dtypes())
+def lme_matches_reference(student, data, shape, dtype):
+    x = data.draw(tensors(shape, dtype, low=-1000, high=1000))
+    dim = data.draw(st.integers(-len(shape), len(shape) - 1))
+    expected = ref.log_mean_exp(x.double(), dim)
+    expect_close(student.log_mean_exp(x, dim), expected.to(dtype), what=f"log_mean_exp(x, dim={dim})",
+                 atol=1e-3 if dtype == torch.float32 else 1e-9)
+
+
+@checks.add("negative_iwae_bound", "matches the reference's expectation for k = 5", points=2)
+def iwae_matches_reference(student):
+    """Student and reference each average 20000 copies; their difference is a
+    z-test with the reference's spread (measured over 40 seeds): false-fail < 1e-8."""
+    n, k = 20_000, 5
+    fixture = linear_vae(ENC_MEAN, ENC_LOG_VAR, DEC_W, DEC_B)
+    got = expect_tensor(student.negative_iwae_bound(fixture, X_ONE.expand(n, 4).clone(), k), shape=(),
+                        dtype=torch.float64, what="niwae").item()
+    model = MLPVAE(4, 1, []).double()
+    model.load_state_dict(fixture.weights)
+    runs = []
+    with torch.no_grad():
+        for s in range(40):
+            torch.manual_seed(10_000 + s)
+            runs.append(ref.negative_iwae_bound(model, X_ONE.expand(n // 10, 4), k).item())
+    runs_t = torch.tensor(runs)
+    expected = runs_t.mean().item()
+    se_student = runs_t.std().item() / math.sqrt(10)  # one run of n rows has 1/sqrt(10) the spread of n/10 rows
+    se = math.sqrt(se_student**2 + (runs_t.std().item() / math.sqrt(40)) ** 2)
+    expect(abs(got - expected) <= Z_FAIL * se,
+           f"niwae (k={k}) over {n} copies of one x: got {got:.5f}, reference expectation {expected:.5f} ± {se:.2g}")
+
+
+# ---------------------------------------------------------------------- training
+
+TRAIN_STEPS = 400
+BATCH = 100
+Z_DIM, HIDDEN = 8, [64]
+THRESHOLD = 24.0  # held-out NELBO (nats): the reference reaches 20.4 (seeds 1-3), an untrained model 45.3
+
+
+def binarised_digits() -> tuple[torch.Tensor, torch.Tensor]:
+    """scikit-learn's 8x8 digits, binarised at 8/16: (train [1500, 64], test [297, 64]), float64."""
+    data = torch.from_numpy(load_digits().data >= 8).double()
+    order = torch.randperm(len(data), generator=torch.Generator().manual_seed(0))
+    return data[order[:1500]], data[order[1500:]]
+
+
+def held_out_nelbo(weights: dict[str, torch.Tensor], x: torch.Tensor) -> float:
+    """Reference NELBO of the final weights on held-out data, averaged over 20 seeded draws."""
+    model = MLPVAE(64, Z_DIM, HIDDEN).double()
+    model.load_state_dict(weights)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        return sum(ref.negative_elbo_bound(model, x)[0].item() for _ in range(20)) / 20
+
+
+@checks.add("negative_elbo_bound", f"trains a VAE on binarised digits to a held-out NELBO below {THRESHOLD:g}",
+            points=3, timeout=60)
+def trains_on_digits(student):
+    """The judge owns the model and the optimiser (Adam, 400 steps of 100 images);
+    the worker only returns the student's loss and its gradients."""
+    from grader.checks import Fixture
+
+    train, test = binarised_digits()
+    gen = torch.Generator().manual_seed(1)
+    model = MLPVAE(64, Z_DIM, HIDDEN).double()
+    params = dict(model.named_parameters())
+    optimiser = torch.optim.Adam(params.values(), lr=3e-3)
+    spec = {"x_dim": 64, "z_dim": Z_DIM, "hidden": HIDDEN}
+    for step in range(TRAIN_STEPS):
+        batch = train[torch.randint(0, len(train), (BATCH,), generator=gen)]
+        fixture = Fixture("mlp_vae", spec, {k: v.detach() for k, v in params.items()})
+        r = student.call("negative_elbo_bound", fixture, batch, wrt=(fixture,), output=(0,), seed_offset=step)
+        nelbo = expect_tuple(r.value, 3)[0]
+        expect_tensor(nelbo, shape=(), what=f"nelbo at step {step}")
+        grads = r.grad(fixture) or {}
+        optimiser.zero_grad()
+        for name, p in params.items():
+            g = grads.get(name)
+            expect(g is not None, f"no gradient reached parameter {name} at step {step}")
+            expect_tensor(g, shape=p.shape, what=f"gradient of {name}")
+            p.grad = g.to(p.dtype)
+        optimiser.step()
+    final = held_out_nelbo({k: v.detach() for k, v in params.items()}, test)
+    expect(final < THRESHOLD, f"after {TRAIN_STEPS} steps with your loss, the held-out NELBO (reference loss) is "
+                              f"{final:.2f} nats; a correct loss reaches below {THRESHOLD:g}")

@@ -1,0 +1,87 @@
+"""Find and load assignments: config + public checks (+ hidden checks when present).
+
+    assignments/<id>/config.toml        validated by grader/config.py
+    assignments/<id>/checks_public.py   `checks = Checks()`; visible checks
+    assignments/<id>/checks_hidden.py   `checks = Checks(hidden=True)`; absent in the student bundle
+    assignments/<id>/handout/           generated template (.py, .ipynb)
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import assignments as _assignments_pkg
+
+from .checks import Check, Checks
+from .config import AssignmentConfig, ConfigError, load_config
+
+ASSIGNMENTS_DIR = Path(_assignments_pkg.__file__).parent
+
+
+class UnknownAssignment(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Assignment:
+    config: AssignmentConfig
+    path: Path
+    checks: tuple[Check, ...]  # public first, then hidden, each in file order
+    checks_hash: str  # sha256 of config + check sources: goes into results.json
+
+    @property
+    def id(self) -> str:
+        return self.config.id
+
+    @property
+    def public_checks(self) -> tuple[Check, ...]:
+        return tuple(c for c in self.checks if not c.hidden)
+
+    @property
+    def max_score(self) -> float:
+        return sum(c.points for c in self.checks)
+
+
+def assignment_ids() -> list[str]:
+    return sorted(p.parent.name for p in ASSIGNMENTS_DIR.glob("*/config.toml"))
+
+
+def load_assignment(assignment_id: str, *, hidden: bool = True) -> Assignment:
+    """Load an assignment; ``hidden=False`` never imports checks_hidden.py."""
+    path = ASSIGNMENTS_DIR / assignment_id
+    if not (path / "config.toml").is_file():
+        known = ", ".join(assignment_ids()) or "none"
+        raise UnknownAssignment(f"unknown assignment '{assignment_id}' (known: {known})")
+    config = load_config(path / "config.toml")
+    if config.id != assignment_id:
+        raise ConfigError(f"{path / 'config.toml'}: field 'id': is '{config.id}' but the folder is '{assignment_id}'")
+    files = ["checks_public"] + (["checks_hidden"] if hidden and (path / "checks_hidden.py").is_file() else [])
+    checks: list[Check] = []
+    digest = hashlib.sha256((path / "config.toml").read_bytes())
+    for name in files:
+        module = importlib.import_module(f"assignments.{assignment_id}.{name}")
+        registry = getattr(module, "checks", None)
+        if not isinstance(registry, Checks):
+            raise ConfigError(f"{path / (name + '.py')}: must define `checks = Checks(...)`")
+        if registry.hidden != (name == "checks_hidden"):
+            raise ConfigError(f"{path / (name + '.py')}: `checks` must be Checks(hidden={name == 'checks_hidden'})")
+        checks.extend(registry.items)
+        digest.update((path / f"{name}.py").read_bytes())
+    _validate(config, checks, path)
+    return Assignment(config, path, tuple(checks), digest.hexdigest()[:16])
+
+
+def _validate(config: AssignmentConfig, checks: list[Check], path: Path) -> None:
+    names = set(config.functions)
+    seen: set[str] = set()
+    for c in checks:
+        for fn in c.needs:
+            if fn.split(".")[0] not in names:
+                raise ConfigError(f"{path}: check '{c.id}' uses '{fn}', which is not in config field 'functions'")
+        if c.points <= 0:
+            raise ConfigError(f"{path}: check '{c.id}' has points {c.points}; points must be positive")
+        if c.name in seen:
+            raise ConfigError(f"{path}: two checks are named '{c.name}'")
+        seen.add(c.name)

@@ -1,0 +1,162 @@
+"""The check API: how a TA writes a check, and the ``student`` it calls through.
+
+An assignment has two check files, and the file decides visibility:
+
+    assignments/<id>/checks_public.py   visible to students, run by `check`;
+                                        must not import reference/
+    assignments/<id>/checks_hidden.py   compared with the reference; graded only
+
+Each file makes one registry and adds checks to it::
+
+    checks = Checks()
+
+    @checks.add("kl_normal", "zero for identical distributions", points=1)
+    @given(q=gaussians())
+    def kl_self_is_zero(student, q):
+        kl = student.kl_normal(q.mean, q.log_var, q.mean, q.log_var)
+        expect_close(kl, torch.zeros(q.batch_shape, dtype=q.dtype))
+
+``student.kl_normal(...)`` runs the student's function in the worker and
+returns its decoded output; ``student.call(...)`` also returns gradients and
+the inputs as they were after the call (see ``Student.call``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+
+from .client import CallResult, WorkerClient
+from .compare import CheckFailed, describe
+from .worker.protocol import Fixture, StudentObject, Unsupported
+
+__all__ = ["Check", "Checks", "Student", "Fixture", "StudentObject", "CheckFailed"]
+
+
+@dataclass(frozen=True)
+class Check:
+    """One graded property of one student function."""
+
+    function: str  # the student function the property is about (feedback points here)
+    prop: str  # the property, in words: "zero for identical distributions"
+    points: float
+    run: Callable[["Student"], None]  # the check body; may be wrapped by hypothesis @given
+    uses: tuple[str, ...] = ()  # other student names it calls (missing ones fail the check)
+    examples: int | None = None  # hypothesis max_examples (None: the assignment default)
+    timeout: float | None = None  # per-call seconds (None: the assignment default)
+    hidden: bool = False  # set by the registry of checks_hidden.py
+    tags: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        """The results.json name: starts with the function, then a colon."""
+        return f"{self.function}: {self.prop}"
+
+    @property
+    def id(self) -> str:
+        return self.run.__name__
+
+    @property
+    def needs(self) -> tuple[str, ...]:
+        return (self.function, *self.uses)
+
+
+@dataclass
+class Checks:
+    """An ordered registry of checks for one check file."""
+
+    hidden: bool = False
+    items: list[Check] = field(default_factory=list)
+
+    def add(
+        self,
+        function: str,
+        prop: str,
+        *,
+        points: float = 1,
+        uses: tuple[str, ...] = (),
+        examples: int | None = None,
+        timeout: float | None = None,
+        tags: tuple[str, ...] = (),
+    ) -> Callable[[Callable], Callable]:
+        def register(fn: Callable) -> Callable:
+            self.items.append(Check(function, prop, points, fn, tuple(uses), examples, timeout, self.hidden, tuple(tags)))
+            return fn
+
+        return register
+
+
+class Student:
+    """The student's module, as the check sees it: every call goes to the worker.
+
+    Tensors a check sends are CPU tensors; the worker moves them to the
+    grading device. Results come back as plain CPU tensors, after checking
+    that every returned tensor stayed on the grading device.
+    """
+
+    def __init__(self, client: WorkerClient, *, seed: int, timeout: float) -> None:
+        self._client, self._seed, self._timeout = client, seed, timeout
+
+    def __repr__(self) -> str:
+        return "student"
+
+    @property
+    def device(self) -> str:
+        return self._client.device
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        if name.startswith("_"):
+            raise AttributeError(name)
+
+        def proxy(*args: Any, **kwargs: Any) -> Any:
+            return self.call(name, *args, **kwargs).value
+
+        proxy.__name__ = name
+        return proxy
+
+    def call(
+        self,
+        fn: str,
+        *args: Any,
+        wrt: tuple = (),
+        output: tuple[int, ...] = (),
+        cotangent: torch.Tensor | None = None,
+        return_inputs: bool = False,
+        default_dtype: torch.dtype | None = None,
+        seed_offset: int = 0,
+        **kwargs: Any,
+    ) -> CallResult:
+        """Call ``fn`` in the worker.
+
+        wrt: tensors / Fixtures (by identity) to get gradients for;
+        output: index path of the output to differentiate (``(0,)`` = first of a tuple);
+        cotangent: weights of the vector-Jacobian product (default: ones);
+        return_inputs: also return the tensor inputs as they were after the call;
+        default_dtype: torch's default dtype during the call (schedules);
+        seed_offset: calls with different offsets draw different randomness
+            (every call is seeded, so repeating one gives the same draws).
+        """
+        result = self._client.call(
+            fn, args, kwargs, wrt=wrt, output=output, cotangent=cotangent, return_inputs=return_inputs,
+            seed=(self._seed + seed_offset) % 2**32, default_dtype=default_dtype, timeout=self._timeout,
+        )
+        result.value = self._to_cpu(result.value, f"{fn}'s output")
+        result.grads = {k: self._to_cpu(v, f"gradient from {fn}") for k, v in result.grads.items()}
+        return result
+
+    def _to_cpu(self, value: Any, what: str) -> Any:
+        if isinstance(value, torch.Tensor):
+            expected = torch.device(self.device).type
+            if value.device.type != expected:
+                raise CheckFailed(f"{what}: got a tensor on {value.device}, expected it on {expected} like the inputs")
+            return value.cpu()
+        if isinstance(value, tuple):
+            return tuple(self._to_cpu(v, what) for v in value)
+        if isinstance(value, list):
+            return [self._to_cpu(v, what) for v in value]
+        if isinstance(value, dict):
+            return {k: self._to_cpu(v, what) for k, v in value.items()}
+        if isinstance(value, Unsupported) and value.type_name.startswith("torch.Tensor on device"):
+            raise CheckFailed(f"{what}: got a {describe(value)}, expected a tensor on {self.device}")
+        return value

@@ -1,0 +1,118 @@
+"""`dgm-grade`: a thin typer app over grader/api.py.
+
+Exit codes (../shared/spec/grader_interface.md): check 0 = full marks, 1 =
+anything less; grade 0 whenever results.json was written; 2 = unusable
+command. No user-facing error shows a traceback from our code.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from . import api, report, results
+from .assignment import assignment_ids, load_assignment
+from .config import ConfigError
+from .sandbox.base import SandboxUnavailable
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
+                  help="Property-based autograder for deep generative models courses.")
+console = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+SANDBOX_HELP = "where student code runs: docker, process, or auto (docker when a daemon and the image are there)"
+
+
+@app.command()
+def check(
+    submission: Path = typer.Argument(..., help="vae.py, vae.ipynb, a folder or a .zip"),
+    assignment: Optional[str] = typer.Option(None, "--assignment", "-a", help="assignment id, e.g. hw2_vae"),
+    sandbox: str = typer.Option("auto", help=SANDBOX_HELP),
+    gpu: bool = typer.Option(False, "--gpu", help="run student code on a CUDA GPU"),
+    seed: Optional[int] = typer.Option(None, help="grading seed (default: the assignment's)"),
+    timeout: Optional[float] = typer.Option(None, help="seconds per call of a student function"),
+) -> None:
+    """Self-check: run the public checks and print a readable report."""
+    console.print(f"[bold]dgm-grade check[/] {submission}")
+    grade = api.run_grading(
+        submission=submission, assignment_id=assignment, hidden=False, sandbox=_sandbox(sandbox), gpu=gpu,
+        seed=seed, timeout=timeout, progress=lambda r: report.progress_line(console, r),
+    )
+    report.print_report(console, grade)
+    raise typer.Exit(0 if grade.score == grade.max_score and not grade.problem else 1)
+
+
+@app.command("grade")
+def grade_cmd(
+    submission: Path = typer.Argument(..., help="vae.py, vae.ipynb, a folder or a .zip"),
+    assignment: str = typer.Option(..., "--assignment", "-a", help="assignment id, e.g. hw2_vae"),
+    out: Path = typer.Option(Path("results.json"), "--out", "-o", help="where to write results.json"),
+    sandbox: str = typer.Option("auto", help=SANDBOX_HELP),
+    gpu: bool = typer.Option(False, "--gpu", help="run student code on a CUDA GPU"),
+    seed: Optional[int] = typer.Option(None, help="grading seed (default: the assignment's)"),
+    timeout: Optional[float] = typer.Option(None, help="seconds per call of a student function"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="print only the score"),
+) -> None:
+    """Grade with all checks (public and hidden) and write results.json (Gradescope format)."""
+    progress = None if quiet else (lambda r: report.progress_line(console, r))
+    grade = api.run_grading(submission=submission, assignment_id=assignment, hidden=True, sandbox=_sandbox(sandbox),
+                            gpu=gpu, seed=seed, timeout=timeout, progress=progress)
+    results.write_results(grade, out)
+    if not quiet:
+        report.print_report(console, grade)
+    console.print(f"{submission}: {grade.score:g} / {grade.max_score:g} -> {out}")
+
+
+@app.command("list")
+def list_cmd() -> None:
+    """Assignments with their checks and points."""
+    from rich.table import Table
+
+    for assignment_id in assignment_ids():
+        a = load_assignment(assignment_id)
+        table = Table(title=f"{a.id}: {a.config.title} ({a.config.module}.py, {a.max_score:g} points)")
+        table.add_column("check")
+        table.add_column("points", justify="right")
+        table.add_column("visibility")
+        for c in a.checks:
+            table.add_row(c.name, f"{c.points:g}", "hidden" if c.hidden else "public")
+        console.print(table)
+
+
+@app.command()
+def handout(assignment: str = typer.Argument(..., help="assignment id, e.g. hw2_vae"),
+            out: Optional[Path] = typer.Option(None, help="folder (default: assignments/ID/handout)")) -> None:
+    """Generate the student handout (.py and .ipynb) from reference/."""
+    from .assignment import UnknownAssignment
+    from .handout import write_handout
+
+    try:
+        paths = write_handout(assignment, out)
+    except UnknownAssignment as exc:
+        raise api.UsageError(str(exc)) from None
+    for path in paths:
+        console.print(f"wrote {path}")
+
+
+def _sandbox(kind: str) -> api.SandboxKind:
+    if kind not in ("auto", "docker", "process"):
+        raise api.UsageError(f"--sandbox must be docker, process or auto, not '{kind}'")
+    return kind  # type: ignore[return-value]
+
+
+def main() -> None:
+    """Entry point: every error a user can cause is one readable line."""
+    try:
+        app()
+    except (api.UsageError, ConfigError, SandboxUnavailable) as exc:
+        err.print(f"[red]dgm-grade:[/] {exc}")
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err.print("[red]dgm-grade:[/] interrupted")
+        sys.exit(130)
+    except Exception as exc:  # a bug of ours: one line, no traceback
+        err.print(f"[red]dgm-grade: internal error:[/] {type(exc).__name__}: {exc} (please report this)")
+        sys.exit(3)

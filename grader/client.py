@@ -1,0 +1,238 @@
+"""The judge's side of one submission's worker: start, load, call, restart.
+
+``WorkerClient.call`` sends one request and decodes the response itself
+(JSON + safetensors, never pickle). Every way the worker can misbehave maps
+to one of two exceptions:
+
+- ``StudentError``: the student's function raised, is missing, or the module
+  could not be imported. The check fails with the student's message.
+- ``WorkerFault``: the worker timed out, died, or sent a bad frame. The check
+  fails, the worker is killed, and a fresh one is started for the next call.
+  It derives from BaseException so hypothesis stops at once instead of
+  shrinking (which would re-run the hang or crash many times).
+"""
+from __future__ import annotations
+
+import itertools
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from .sandbox.base import Sandbox, Session, WorkerGone, WorkerHandle, WorkerTimeout
+from .worker import protocol
+
+
+class StudentError(Exception):
+    """The student's code raised, or a name it must define is missing."""
+
+    def __init__(self, function: str, message: str, traceback: str = "") -> None:
+        super().__init__(message)
+        self.function, self.message, self.traceback = function, message, traceback
+
+
+class WorkerFault(BaseException):
+    """The worker hung, died or broke the protocol while running ``function``."""
+
+    def __init__(self, function: str, reason: str) -> None:
+        super().__init__(reason)
+        self.function, self.reason = function, reason
+
+
+@dataclass
+class CallResult:
+    """A decoded reply. ``grads`` and ``inputs_after`` are keyed by id() of the judge's own objects."""
+
+    value: Any
+    grads: dict = field(default_factory=dict)
+    inputs_after: dict | None = None
+    elapsed: float = 0.0
+
+    def grad(self, obj: Any) -> Any:
+        """The gradient for a tensor (a tensor or None) or a Fixture (a dict name -> tensor or None)."""
+        return self.grads.get(id(obj))
+
+    def input_after(self, obj: torch.Tensor) -> torch.Tensor | None:
+        return (self.inputs_after or {}).get(id(obj))
+
+
+@dataclass
+class ModuleStatus:
+    """What the worker said when it imported the student module."""
+
+    ok: bool
+    names: frozenset[str] = frozenset()
+    error: str = ""
+    traceback: str = ""
+
+
+class WorkerClient:
+    """One submission's worker, started lazily and restarted after faults."""
+
+    def __init__(
+        self,
+        sandbox: Sandbox,
+        files: dict[str, bytes],
+        module_name: str,
+        *,
+        import_timeout: float = 60.0,
+        max_frame_bytes: int = 256 << 20,
+        device: str = "cpu",
+    ) -> None:
+        self.sandbox, self.files, self.module_name = sandbox, files, module_name
+        self.import_timeout = import_timeout
+        self.max_frame_bytes = max_frame_bytes
+        self.device = device
+        self.session = Session(files)
+        self.worker: WorkerHandle | None = None
+        self.status: ModuleStatus | None = None
+        self.timed_out: dict[str, str] = {}  # function -> reason; its later checks fail without running
+        self.output: list[str] = []  # what the student printed, since the last take_output()
+        self.restarts = 0
+        self._ids = itertools.count(1)
+
+    # ---------------------------------------------------------------- lifecycle
+    def module(self) -> ModuleStatus:
+        """Import the student module (once) and report what it defines."""
+        if self.status is None:
+            self._start()
+        assert self.status is not None
+        return self.status
+
+    def _start(self) -> None:
+        if self.worker is not None:
+            self.worker.kill()
+            self.session.reset_work(self.files, getattr(self.sandbox, "owner", None))
+        self.worker = self.sandbox.start(self.session)
+        try:
+            reply, _ = self._exchange({"op": "load", "module": self.module_name}, {}, self.import_timeout)
+        except WorkerTimeout:
+            self._kill()
+            self.status = ModuleStatus(False, error=f"importing {self.module_name} did not finish within {self.import_timeout:.0f} s")
+            return
+        except (WorkerGone, protocol.ProtocolError) as exc:
+            self._kill()
+            self.status = ModuleStatus(False, error=f"the worker died while importing {self.module_name} ({exc}): "
+                                       "does the module call os._exit, crash, or exhaust memory at import?")
+            return
+        if reply.get("ok"):
+            names = reply.get("names")  # student code may have forged this frame: trust only its shape
+            names = names if isinstance(names, list) else []
+            self.status = ModuleStatus(True, names=frozenset(n for n in names if isinstance(n, str)))
+        else:
+            self.status = ModuleStatus(False, error=str(reply.get("error", "import failed"))[:500],
+                                       traceback=str(reply.get("traceback", ""))[-3000:])
+            self._kill()
+
+    def _kill(self) -> None:
+        if self.worker is not None:
+            self.worker.kill()
+            self.worker = None
+
+    def close(self) -> None:
+        self._kill()
+        self.session.remove()
+
+    def take_output(self) -> str:
+        text, self.output = "".join(self.output), []
+        return text
+
+    # ---------------------------------------------------------------- calls
+    def call(
+        self,
+        fn: str,
+        args: tuple = (),
+        kwargs: dict | None = None,
+        *,
+        wrt: tuple = (),
+        output: tuple[int, ...] = (),
+        cotangent: torch.Tensor | None = None,
+        return_inputs: bool = False,
+        seed: int = 0,
+        default_dtype: torch.dtype | None = None,
+        timeout: float = 30.0,
+    ) -> CallResult:
+        """Call the student's ``fn(*args, **kwargs)`` in the worker.
+
+        wrt: argument objects (tensors or Fixtures, by identity) to differentiate
+             with respect to; output: index path of the output to differentiate;
+             cotangent: the vector of the vector-Jacobian product (default ones).
+        """
+        owner = fn.split(".")[0]
+        if owner in self.timed_out:
+            raise WorkerFault(fn, self.timed_out[owner])
+        status = self.module()
+        if not status.ok:
+            raise StudentError(fn, f"the submission could not be imported: {status.error}", status.traceback)
+        if self.worker is None:
+            self._start()
+            if not self.status or not self.status.ok:
+                raise WorkerFault(fn, f"the worker could not be restarted: {self.status.error if self.status else ''}")
+        enc = protocol.Encoder()
+        header: dict[str, Any] = {
+            "op": "call",
+            "id": next(self._ids),
+            "fn": fn,
+            "args": enc.encode(list(args)),
+            "kwargs": enc.encode(dict(kwargs or {})),
+            "seed": seed,
+            "device": self.device,
+            "return_inputs": return_inputs,
+        }
+        if default_dtype is not None:
+            header["default_dtype"] = str(default_dtype).removeprefix("torch.")
+        if wrt:
+            grad: dict[str, Any] = {"wrt": [enc.key_of(w) for w in wrt], "output": list(output)}
+            if cotangent is not None:
+                grad["cotangent"] = enc.encode(cotangent)["__tensor__"]
+            header["grad"] = grad
+        try:
+            reply, tensors = self._exchange(header, enc.tensors, timeout)
+        except WorkerTimeout:
+            self._kill()
+            reason = f"{fn} did not finish within {timeout:.1f} s (its remaining checks are skipped)"
+            self.timed_out[owner] = reason
+            raise WorkerFault(fn, reason) from None
+        except WorkerGone:
+            self._kill()
+            self.restarts += 1
+            raise WorkerFault(fn, f"the worker died while running {fn} (crash, os._exit or memory limit)") from None
+        except protocol.ProtocolError as exc:
+            self._kill()
+            self.restarts += 1
+            raise WorkerFault(fn, f"the worker's reply to {fn} was malformed: {exc}") from None
+        if reply.get("id") != header["id"]:
+            self._kill()
+            raise WorkerFault(fn, f"the worker's reply to {fn} did not answer the request (forged or stale frame)")
+        if not reply.get("ok"):
+            kind = reply.get("kind")
+            message = str(reply.get("error", "failed"))[:1000]
+            if kind == "missing":
+                message = f"{message} (the submission must define it with this exact name)"
+            raise StudentError(fn, message, str(reply.get("traceback", ""))[-3000:])
+        devices = frozenset({"cpu"} | ({"cuda", "cuda:0"} if self.device.startswith("cuda") else set()))
+        try:
+            value = protocol.decode_plain(reply.get("result"), tensors, devices)
+            grads = {k: protocol.decode_plain(v, tensors, devices) for k, v in (reply.get("grads") or {}).items()}
+            after = reply.get("inputs_after")
+            inputs_after = {k: protocol.decode_plain(v, tensors, devices) for k, v in after.items()} if after else None
+        except (protocol.ProtocolError, AttributeError, TypeError) as exc:
+            self._kill()
+            raise WorkerFault(fn, f"the worker's reply to {fn} was malformed: {exc}") from None
+        return CallResult(
+            value=value,
+            grads={id(enc.objects[k]): g for k, g in grads.items() if k in enc.objects},
+            inputs_after={id(enc.objects[k]): t for k, t in inputs_after.items() if k in enc.objects} if inputs_after else None,
+            elapsed=float(reply.get("elapsed", 0.0)) if isinstance(reply.get("elapsed"), (int, float)) else 0.0,
+        )
+
+    def _exchange(self, header: dict, tensors: dict, timeout: float) -> tuple[dict, dict]:
+        assert self.worker is not None
+        deadline = time.monotonic() + timeout
+        self.worker.write(protocol.pack_frame(header, tensors))
+        reply, out = protocol.read_frame(lambda n: self.worker.read_exact(n, deadline), self.max_frame_bytes)
+        text = reply.get("output")
+        if isinstance(text, str) and text:
+            self.output.append(text[:4000])
+        return reply, out

@@ -1,0 +1,137 @@
+"""Comparisons a check makes, in a fixed order, with "got / expected" messages.
+
+Order: missing -> type -> shape -> dtype -> finite -> close. The first that
+fails raises ``CheckFailed`` with a message a student can act on.
+
+Tolerances follow the spec: exact values are judged on float64 (rtol 1e-6),
+float32 results within about 1e-3 relative, with absolute slack where a
+check says a formula is ill-conditioned.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from .worker.protocol import Unsupported
+
+
+class CheckFailed(AssertionError):
+    """A property does not hold; the message says what was expected and what came back."""
+
+
+TOLERANCES = {  # dtype -> (rtol, atol)
+    torch.float64: (1e-6, 1e-9),
+    torch.float32: (1e-3, 1e-5),
+    torch.float16: (1e-2, 1e-3),
+    torch.bfloat16: (2e-2, 1e-2),
+}
+
+
+def tolerance(dtype: torch.dtype) -> tuple[float, float]:
+    return TOLERANCES.get(dtype, (1e-6, 1e-9))
+
+
+def fail(message: str) -> None:
+    raise CheckFailed(message)
+
+
+def expect(condition: bool, message: str) -> None:
+    if not condition:
+        raise CheckFailed(message)
+
+
+def describe(value: Any) -> str:
+    """A short description of any value, for messages."""
+    if isinstance(value, torch.Tensor):
+        return f"tensor of shape {list(value.shape)} and dtype {str(value.dtype).removeprefix('torch.')}"
+    if isinstance(value, Unsupported):
+        return value.type_name
+    if isinstance(value, tuple):
+        return f"tuple of {len(value)}"
+    return type(value).__name__
+
+
+def expect_tensor(
+    got: Any,
+    *,
+    what: str = "output",
+    shape: tuple[int, ...] | torch.Size | None = None,
+    dtype: torch.dtype | None = None,
+    finite: bool = True,
+) -> torch.Tensor:
+    """``got`` is a tensor with the given shape and dtype (and finite values)."""
+    if got is None:
+        fail(f"{what}: got None, expected a tensor (did the function return anything?)")
+    if not isinstance(got, torch.Tensor):
+        fail(f"{what}: got a {describe(got)}, expected a torch.Tensor")
+    if shape is not None and tuple(got.shape) != tuple(shape):
+        fail(f"{what}: got shape {list(got.shape)}, expected {list(shape)}")
+    if dtype is not None and got.dtype != dtype:
+        fail(f"{what}: got dtype {str(got.dtype).removeprefix('torch.')}, expected {str(dtype).removeprefix('torch.')} "
+             "(keep the input dtype; do not hard-code float32)")
+    if finite and got.is_floating_point() and not bool(torch.isfinite(got).all()):
+        bad = (~torch.isfinite(got)).nonzero()[0].tolist()
+        fail(f"{what}: got a non-finite value {got[tuple(bad)].item()} at index {bad} (numerical instability?)")
+    return got
+
+
+def expect_tuple(got: Any, length: int, *, what: str = "output") -> tuple:
+    if not isinstance(got, (tuple, list)):
+        fail(f"{what}: got a {describe(got)}, expected a tuple of {length}")
+    if len(got) != length:
+        fail(f"{what}: got a tuple of {len(got)}, expected {length}")
+    return tuple(got)
+
+
+def expect_close(
+    got: Any,
+    expected: torch.Tensor,
+    *,
+    what: str = "output",
+    rtol: float | None = None,
+    atol: float | None = None,
+    check_dtype: bool = True,
+    broadcast: bool = False,
+) -> torch.Tensor:
+    """``got`` matches ``expected`` in shape, dtype, finiteness and value.
+
+    broadcast: accept any shape that broadcasts to expected's (spec: "broadcastable").
+    """
+    expected = torch.as_tensor(expected)
+    got = expect_tensor(got, what=what, shape=None if broadcast else expected.shape,
+                        dtype=expected.dtype if check_dtype else None)
+    if broadcast:
+        try:
+            got = got.expand_as(expected) if got.dim() <= expected.dim() else got
+        except RuntimeError:
+            fail(f"{what}: got shape {list(got.shape)}, which does not broadcast to {list(expected.shape)}")
+        if got.shape != expected.shape:
+            fail(f"{what}: got shape {list(got.shape)}, expected {list(expected.shape)} or broadcastable to it")
+    d_rtol, d_atol = tolerance(got.dtype)
+    rtol = d_rtol if rtol is None else rtol
+    atol = d_atol if atol is None else atol
+    a, b = got.detach().double().cpu(), expected.detach().double().cpu()
+    if not bool(torch.isfinite(b).all()):
+        same_nonfinite = torch.equal(torch.isfinite(a), torch.isfinite(b))
+        expect(same_nonfinite, f"{what}: non-finite values where none were expected")
+    close = torch.isclose(a, b, rtol=rtol, atol=atol, equal_nan=True)
+    if not bool(close.all()):
+        err = torch.where(close, torch.zeros_like(a), (a - b).abs())
+        idx = tuple(int(i) for i in torch.unravel_index(err.argmax(), err.shape)) if err.dim() else ()
+        where = f" at index {list(idx)}" if idx else ""
+        n_bad = int((~close).sum())
+        fail(
+            f"{what}: {n_bad} of {close.numel()} values differ{where}\n"
+            f"  got:      {a[idx].item():.10g}\n"
+            f"  expected: {b[idx].item():.10g}\n"
+            f"  (tolerance rtol={rtol:g}, atol={atol:g})"
+            + (f"\n  got (all):      {short(a)}\n  expected (all): {short(b)}" if a.numel() <= 12 else "")
+        )
+    return got
+
+
+def short(t: torch.Tensor) -> str:
+    """A one-line rendering of a small tensor."""
+    values = ", ".join(f"{v:.6g}" for v in t.flatten().tolist()[:12])
+    return f"[{values}{', ...' if t.numel() > 12 else ''}] shape {list(t.shape)}"

@@ -1,0 +1,174 @@
+"""What every sandbox provides: start a worker over a prepared session directory.
+
+A *session* is a fresh directory holding two things the worker may see:
+
+    <session>/runtime/dgm_worker/   the worker package (grader/worker, copied)
+    <session>/work/                 the student's files; the worker's cwd
+
+A sandbox turns a session into a running ``WorkerHandle``: a process (or
+container) that speaks grader/worker/protocol.py on its stdin/stdout. The
+judge only needs ``write``, ``read`` with a deadline, and ``kill``.
+"""
+from __future__ import annotations
+
+import os
+import select
+import shutil
+import stat
+import tempfile
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+
+import grader.worker
+
+# How the worker is started inside a session: python -I -c BOOT <runtime dir>
+WORKER_BOOT = "import sys; sys.path.insert(0, sys.argv[1]); from dgm_worker.main import main; main()"
+
+
+class SandboxUnavailable(Exception):
+    """The sandbox asked for cannot run here (no Docker daemon, no image, no GPU); one line says why."""
+
+
+class WorkerTimeout(Exception):
+    """The worker did not answer before the deadline."""
+
+
+class WorkerGone(Exception):
+    """The worker's pipe closed: it exited, crashed or was killed."""
+
+
+class SandboxUnavailable(Exception):
+    """This sandbox cannot run here (no Docker daemon, no grading image...); the message says what to do."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits for one worker (from the assignment config)."""
+
+    memory_mb: int = 2048  # address space (process) / memory limit (docker)
+    cpu_seconds: int = 900  # CPU time over the worker's whole life
+    file_size_mb: int = 64  # largest file the worker may write
+    open_files: int = 256
+    processes: int = 256  # threads count too
+    tmpfs_mb: int = 64  # docker: size of the writable /tmp
+    max_frame_mb: int = 256  # largest response frame the judge accepts
+
+
+class WorkerHandle(ABC):
+    """A running worker: bytes in, bytes out, and a way to end it."""
+
+    @abstractmethod
+    def write(self, data: bytes) -> None: ...
+
+    @abstractmethod
+    def read_some(self, max_bytes: int, timeout: float) -> bytes:
+        """Up to max_bytes (at least 1) within ``timeout`` seconds; b"" at EOF; WorkerTimeout else."""
+
+    @abstractmethod
+    def kill(self) -> None:
+        """End the worker and everything it started; idempotent."""
+
+    def read_exact(self, n: int, deadline: float) -> bytes:
+        chunks, left = [], n
+        while left:
+            chunk = self.read_some(min(left, 1 << 20), max(0.0, deadline - time.monotonic()))
+            if not chunk:
+                raise WorkerGone("the worker exited")
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+
+
+class PipeWorker(WorkerHandle):
+    """A worker reached through a pair of pipes (a subprocess.Popen with stdin/stdout)."""
+
+    def __init__(self, proc) -> None:
+        self.proc = proc
+        self._out = proc.stdout.fileno()
+
+    def write(self, data: bytes) -> None:
+        try:
+            self.proc.stdin.write(data)
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError, ValueError):
+            raise WorkerGone("the worker exited") from None
+
+    def read_some(self, max_bytes: int, timeout: float) -> bytes:
+        ready, _, _ = select.select([self._out], [], [], timeout)
+        if not ready:
+            raise WorkerTimeout
+        return os.read(self._out, max_bytes)
+
+
+class Sandbox(ABC):
+    """Starts workers. ``name`` goes into results.json; ``isolation`` into the report."""
+
+    name: str
+
+    @abstractmethod
+    def start(self, session: "Session") -> WorkerHandle: ...
+
+    @property
+    @abstractmethod
+    def isolation(self) -> str:
+        """One line: what this sandbox enforces on this machine."""
+
+
+# Where sessions live when we are root: a root-owned directory outside the
+# world-writable /tmp, /var/tmp and /dev/shm (which jailed workers get fresh,
+# empty copies of), so no other user can plant or swap files in a session.
+ROOT_SESSIONS = Path("/var/lib/dgm-grade/sessions")
+
+
+def sessions_dir() -> Path | None:
+    """The parent of new session directories: ROOT_SESSIONS as root, else the user's temp dir (None)."""
+    if os.geteuid() != 0:
+        return None
+    for path in (ROOT_SESSIONS.parent, ROOT_SESSIONS):
+        path.mkdir(mode=0o711, exist_ok=True)
+        st = path.lstat()
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != 0:
+            raise SandboxUnavailable(f"{path} must be a directory owned by root")
+        os.chmod(path, 0o711)  # workers may pass through, not list
+    return ROOT_SESSIONS
+
+
+class Session:
+    """A fresh session directory for one submission (see module docstring)."""
+
+    def __init__(self, files: dict[str, bytes]) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="dgm-session-", dir=sessions_dir()))
+        os.chmod(self.root, 0o711)
+        self.runtime = self.root / "runtime"
+        self.work = self.root / "work"
+        package = Path(grader.worker.__file__).parent
+        shutil.copytree(package, self.runtime / "dgm_worker", ignore=shutil.ignore_patterns("__pycache__"))
+        for path in [self.runtime, *self.runtime.rglob("*")]:
+            os.chmod(path, 0o755 if path.is_dir() else 0o644)
+        self.work.mkdir()
+        for rel, data in files.items():
+            target = self.work / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+
+    def give_to(self, uid: int, gid: int) -> None:
+        """Make the work directory the worker user's own, and nobody else's."""
+        for path in [self.work, *self.work.rglob("*")]:
+            os.lchown(path, uid, gid)
+        os.chmod(self.work, 0o700)
+
+    def reset_work(self, files: dict[str, bytes], owner: tuple[int, int] | None) -> None:
+        """Put the work directory back to just the student's files (after a worker died)."""
+        shutil.rmtree(self.work, ignore_errors=True)
+        self.work.mkdir()
+        for rel, data in files.items():
+            target = self.work / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+        if owner:
+            self.give_to(*owner)
+
+    def remove(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)

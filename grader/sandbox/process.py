@@ -1,0 +1,191 @@
+"""The process sandbox: a worker as a local process under rlimits, jailed when root.
+
+Always: scrubbed environment, the session's work directory as cwd, rlimits
+(address space, CPU seconds, file size, open files, processes), Python in
+isolated mode (``-I``), a new session so the whole group can be killed.
+
+As root, additionally (``unshare`` + ``setpriv``):
+- a uid of its own per worker slot, no capabilities, ``no_new_privs``;
+- new network namespace (only a loopback that is down), new PID namespace
+  with its own /proc (the worker sees no other process, and everything it
+  starts dies with it), new IPC and UTS namespaces;
+- new mount namespace in which the grader's own packages (judge, checks,
+  reference, tests) and every other directory of the project checkout
+  (``.git`` holds the reference too) except the interpreter's own venv are
+  covered by empty tmpfs mounts, so student code cannot read or overwrite
+  them; /tmp, /var/tmp, /dev/shm and /run/lock are fresh, small tmpfs
+  mounts, so the worker can leave files on the host only in its own work
+  directory, which the judge deletes.
+- PID 1 of the namespace is a root shell that waits for the worker (it
+  does not ``exec`` it): the student cannot signal it or move it out of
+  the process group the judge kills, and when it dies the kernel kills
+  everything left in the namespace (double-forked, setsid'd or not).
+
+Root without unshare/setpriv: the worker still drops to its own uid (but
+shares the network, /tmp and the process table), which ``isolation`` says.
+Not root (a student's laptop, Colab): the worker runs as the calling user,
+which ``isolation`` says, and the report shows.
+"""
+from __future__ import annotations
+
+import os
+import resource
+import shlex
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from .base import ROOT_SESSIONS, WORKER_BOOT, Limits, PipeWorker, Sandbox, Session, WorkerHandle
+
+# Grader directories a jailed worker must not see (covered by tmpfs).
+_PROJECT = Path(__file__).resolve().parents[2]
+HIDDEN_NAMES = ("grader", "reference", "assignments", "tests", "examples")
+
+
+# World-writable directories: each gets a fresh, empty tmpfs in the worker's namespace.
+SCRATCH_DIRS = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")
+
+
+def hidden_paths() -> list[Path]:
+    """Directories of the grader and its assignments, wherever they are installed.
+
+    Also every other directory of the project checkout (``.git``, caches,
+    docker/, ...) except the one holding the running interpreter's venv.
+    """
+    import assignments
+    import grader
+    import reference
+
+    paths = {Path(m.__file__).resolve().parent for m in (grader, reference, assignments)}
+    paths |= {p for p in (_PROJECT / n for n in HIDDEN_NAMES) if p.is_dir()}
+    prefix = Path(sys.prefix).resolve()
+    if (_PROJECT / "pyproject.toml").is_file():  # a checkout, not an installed package
+        for p in _PROJECT.iterdir():
+            if p.is_dir() and not p.is_symlink() and p.resolve() != prefix and p.resolve() not in prefix.parents:
+                paths.add(p.resolve())
+    # never cover what the worker needs to run: the interpreter, its libraries, the sessions
+    keep = {prefix, Path(sys.base_prefix).resolve(), ROOT_SESSIONS}
+    return sorted(p for p in paths if not any(k == p or p in k.parents for k in keep))
+
+
+def can_jail() -> bool:
+    """True when we are root and unshare/setpriv exist."""
+    return os.geteuid() == 0 and all(Path(p).exists() for p in ("/usr/bin/unshare", "/usr/bin/setpriv"))
+
+
+class ProcessSandbox(Sandbox):
+    name = "process"
+
+    def __init__(self, limits: Limits, *, gpu: bool = False, slot: int | None = None) -> None:
+        self.limits = limits
+        self.gpu = gpu
+        self.jailed = can_jail()
+        self.uid = 61000 + (os.getpid() if slot is None else slot) % 4000
+
+    @property
+    def isolation(self) -> str:
+        if self.jailed:
+            return (
+                f"process sandbox: uid {self.uid}, no network, private PID/mount namespaces, "
+                "grader files hidden, private /tmp, rlimits on"
+            )
+        if os.geteuid() == 0:
+            return (
+                f"process sandbox without unshare/setpriv: uid {self.uid} and rlimits on, but student code "
+                "shares the network, /tmp and the process table (install util-linux, or use --sandbox docker)"
+            )
+        return (
+            "process sandbox without root: rlimits on, but student code runs as your own user "
+            "with your network and files (grade as root or with --sandbox docker for full isolation)"
+        )
+
+    def environment(self, session: Session) -> dict[str, str]:
+        env = {
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "HOME": str(session.work),
+            "TMPDIR": str(session.work),
+            "DGM_CAPTURE_DIR": str(session.work),
+            "LANG": "C.UTF-8",
+            "OMP_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "PYTHONHASHSEED": "0",
+        }
+        if self.gpu:
+            env["CUDA_VISIBLE_DEVICES"] = os.environ.get("CUDA_VISIBLE_DEVICES", "0")
+        else:
+            env["CUDA_VISIBLE_DEVICES"] = ""
+        return env
+
+    def command(self, session: Session) -> list[str]:
+        python = [sys.executable, "-I", "-c", WORKER_BOOT, str(session.runtime)]
+        if not self.jailed:
+            return python
+        mounts = "".join(f"mount -t tmpfs -o size=1m,mode=0755 none {shlex.quote(str(p))} && " for p in hidden_paths())
+        size = f"{self.limits.tmpfs_mb}m"
+        mounts += "".join(
+            f"mount -t tmpfs -o size={size},mode=1777,nosuid,nodev none {d} && " for d in SCRATCH_DIRS if Path(d).is_dir()
+        )
+        drop = [
+            "setpriv", f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups",
+            "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs",
+        ]
+        # No `exec`: this root shell stays PID 1 of the namespace (see the module docstring).
+        inner = f"{mounts}cd {shlex.quote(str(session.work))} && {shlex.join(drop + python)}; exit $?"
+        return ["unshare", "--net", "--pid", "--mount-proc", "--mount", "--ipc", "--uts", "--fork", "--kill-child",
+                "sh", "-c", inner]
+
+    @property
+    def owner(self) -> tuple[int, int] | None:
+        """The (uid, gid) the work directory is given to; None when the worker runs as us."""
+        return (self.uid, self.uid) if os.geteuid() == 0 else None
+
+    def start(self, session: Session) -> WorkerHandle:
+        if self.owner:
+            session.give_to(*self.owner)
+        limits = self.limits
+        gpu = self.gpu
+        drop_to = None if self.jailed else self.owner  # jailed: setpriv drops inside the namespace
+
+        def apply_limits() -> None:
+            mb = 1 << 20
+            if not gpu:  # CUDA cannot live with RLIMIT_AS
+                resource.setrlimit(resource.RLIMIT_AS, (limits.memory_mb * mb, limits.memory_mb * mb))
+            resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 5))
+            resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_size_mb * mb, limits.file_size_mb * mb))
+            resource.setrlimit(resource.RLIMIT_NOFILE, (limits.open_files, limits.open_files))
+            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+            if os.geteuid() == 0:  # per-uid: only meaningful when the worker has a uid of its own
+                resource.setrlimit(resource.RLIMIT_NPROC, (limits.processes, limits.processes))
+            if drop_to:  # root without unshare/setpriv: student code still never runs as root
+                os.setgroups([])
+                os.setgid(drop_to[1])
+                os.setuid(drop_to[0])
+
+        proc = subprocess.Popen(
+            self.command(session),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            cwd=session.work,
+            env=self.environment(session),
+            preexec_fn=apply_limits,
+            start_new_session=True,
+            close_fds=True,
+        )
+        return ProcessWorker(proc)
+
+
+class ProcessWorker(PipeWorker):
+    def kill(self) -> None:
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        for stream in (self.proc.stdin, self.proc.stdout):
+            try:
+                stream.close()
+            except OSError:
+                pass
+        self.proc.wait()

@@ -1,0 +1,212 @@
+"""Homework 6: score matching, Langevin dynamics, SDEs and energy-based models.
+
+You will implement
+
+* denoising score matching (Vincent, 2011, "A Connection Between Score
+  Matching and Denoising Autoencoders", eq. 11; with a Gaussian kernel the
+  target score is ``-(x_tilde - x) / sigma^2 = -noise / sigma``);
+* sliced score matching (Song, Garg, Shi & Ermon, 2019, "Sliced Score
+  Matching: A Scalable Approach to Density and Score Estimation", eq. 7);
+* one step of (unadjusted) Langevin dynamics (Song & Ermon, 2019,
+  "Generative Modeling by Estimating Gradients of the Data Distribution",
+  eq. 4);
+* the variance-preserving (VP) SDE of Song et al. (2021, "Score-Based
+  Generative Modeling through Stochastic Differential Equations", eqs. 11,
+  29, 33): its Gaussian perturbation kernel, one Euler-Maruyama step of the
+  reverse-time SDE (eq. 6) and the probability-flow ODE drift (eq. 13);
+* the contrastive-divergence loss for energy-based models (Hinton, 2002,
+  "Training Products of Experts by Minimizing Contrastive Divergence").
+
+The VP-SDE with linear ``beta(t) = beta_min + t (beta_max - beta_min)`` for
+``t`` in [0, 1] is ``dx = f(x, t) dt + g(t) dw`` with ``f(x, t) = -0.5 beta(t) x``
+and ``g(t)^2 = beta(t)``.
+
+``score_fn(x, sigma_or_t)`` returns a tensor shaped like ``x``;
+``energy_fn(x)`` returns ``[B]``. Per-example quantities ``[B]`` (``sigma``,
+``t``) must be reshaped to ``[B, 1, ..., 1]`` to broadcast over the non-batch
+dims; "sum_d" sums all non-batch dims. Keep the dtype and device of the data,
+never modify inputs in place, and keep every loss differentiable.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def dsm_loss(score_fn, x: torch.Tensor, sigma, noise: torch.Tensor) -> torch.Tensor:
+    """Denoising score matching loss (Vincent 2011) at noise level ``sigma``.
+
+    ::
+
+        x_tilde = x + sigma * noise
+        loss    = 0.5 * mean_b sum_d ( score_fn(x_tilde, sigma) + noise / sigma )^2
+
+    Pass ``sigma`` to ``score_fn`` exactly as received.
+
+    Args:
+        score_fn: callable ``(x, sigma) -> [B, ...]``.
+        x: ``[B, ...]`` clean data.
+        sigma: a float, or a tensor ``[B]`` (one level per example).
+        noise: ``[B, ...]`` standard normal noise.
+
+    Returns:
+        scalar, differentiable in the parameters of ``score_fn``.
+    """
+    batch = x.shape[0]
+    sigma_b = sigma
+    if isinstance(sigma, torch.Tensor):
+        sigma_b = sigma.to(dtype=x.dtype, device=x.device).reshape((-1,) + (1,) * (x.dim() - 1))
+    x_tilde = x + sigma_b * noise
+    residual = score_fn(x_tilde, sigma) + noise / sigma_b
+    return 0.5 * (residual ** 2).reshape(batch, -1).sum(dim=1).mean()
+
+
+def sliced_score_matching_loss(score_fn, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Sliced score matching loss (Song et al. 2019) with one projection per example.
+
+    With ``s = score_fn(x, None)``::
+
+        loss = mean_b [ v_b . grad_x (v_b . s_b) + 0.5 (v_b . s_b)^2 ]
+
+    The term ``v . grad_x(v . s)`` (a Hessian-vector style product) needs
+    ``torch.autograd.grad`` of ``sum_b (v_b . s_b)`` with respect to ``x``
+    with ``create_graph=True``, so that the loss stays differentiable in the
+    parameters of ``score_fn``. ``x`` must require grad for that: if it does
+    not, use a detached copy that does (never call ``requires_grad_`` on the
+    caller's tensor).
+
+    Args:
+        score_fn: callable ``(x, None) -> [B, D]``.
+        x: ``[B, D]`` data.
+        v: ``[B, D]`` projection directions.
+
+    Returns:
+        scalar, differentiable in the parameters of ``score_fn``.
+    """
+    batch = x.shape[0]
+    if not x.requires_grad:
+        x = x.detach().requires_grad_(True)
+    s = score_fn(x, None)
+    vs = (v * s).reshape(batch, -1).sum(dim=1)                        # [B]
+    (grad_vs,) = torch.autograd.grad(vs.sum(), x, create_graph=True)  # [B, D]
+    vjv = (v * grad_vs).reshape(batch, -1).sum(dim=1)                 # [B]
+    return (vjv + 0.5 * vs ** 2).mean()
+
+
+def langevin_step(score_fn, x: torch.Tensor, step_size, noise: torch.Tensor, sigma=None) -> torch.Tensor:
+    """One step of unadjusted Langevin dynamics.
+
+    ``x + step_size * score_fn(x, sigma) + sqrt(2 * step_size) * noise``
+
+    Args:
+        score_fn: callable ``(x, sigma) -> [B, ...]``.
+        x: ``[B, ...]`` current samples.
+        step_size: positive float.
+        noise: ``[B, ...]`` standard normal noise.
+        sigma: passed through to ``score_fn`` unchanged (may be ``None``).
+
+    Returns:
+        ``[B, ...]`` the next samples.
+    """
+    return x + step_size * score_fn(x, sigma) + (2.0 * step_size) ** 0.5 * noise
+
+
+def vp_sde_marginal(x0: torch.Tensor, t: torch.Tensor, beta_min: float = 0.1, beta_max: float = 20.0):
+    """Perturbation kernel ``p_t(x_t | x_0)`` of the VP-SDE (Song et al. 2021, eq. 33).
+
+    ::
+
+        log_mean_coeff = -0.25 * t^2 * (beta_max - beta_min) - 0.5 * t * beta_min
+        mean = exp(log_mean_coeff) * x0
+        std  = sqrt(1 - exp(2 * log_mean_coeff))
+
+    (``torch.expm1`` computes ``1 - exp(a) = -expm1(a)`` accurately for small t.)
+
+    Args:
+        x0: ``[B, ...]`` clean data.
+        t: ``[B]`` continuous times in [0, 1].
+        beta_min, beta_max: the linear ``beta(t)`` endpoints.
+
+    Returns:
+        ``(mean, std)`` with ``mean: [B, ...]`` and ``std: [B, 1, ..., 1]``
+        (broadcastable to ``x0``), in ``x0``'s dtype.
+    """
+    t = torch.as_tensor(t, device=x0.device)
+    shape = (-1,) + (1,) * (x0.dim() - 1)
+    log_mean_coeff = -0.25 * t ** 2 * (beta_max - beta_min) - 0.5 * t * beta_min
+    mean_coeff = torch.exp(log_mean_coeff).to(x0.dtype).reshape(shape)
+    std = torch.sqrt(-torch.expm1(2.0 * log_mean_coeff)).to(x0.dtype).reshape(shape)
+    return mean_coeff * x0, std
+
+
+def reverse_sde_step(score_fn, x: torch.Tensor, t, dt: float, noise: torch.Tensor, beta_min: float = 0.1, beta_max: float = 20.0) -> torch.Tensor:
+    """One Euler-Maruyama step of the reverse-time VP-SDE from ``t`` to ``t - dt``.
+
+    Reverse SDE (Song et al. 2021, eq. 6): ``dx = [f(x, t) - g(t)^2 score(x, t)] dt + g(t) dw_bar``
+    integrated backwards in time, so with ``dt > 0``::
+
+        beta   = beta_min + t * (beta_max - beta_min)
+        f      = -0.5 * beta * x,      g^2 = beta
+        x_prev = x - (f - g^2 * score_fn(x, t)) * dt + sqrt(g^2 * dt) * noise
+
+    Drift and score are evaluated at ``t``; pass ``t`` to ``score_fn`` as received.
+
+    Args:
+        score_fn: callable ``(x, t) -> [B, ...]``.
+        x: ``[B, ...]`` samples at time ``t``.
+        t: ``[B]`` continuous times.
+        dt: positive step size.
+        noise: ``[B, ...]`` standard normal noise.
+        beta_min, beta_max: the linear ``beta(t)`` endpoints.
+
+    Returns:
+        ``[B, ...]`` samples at time ``t - dt``.
+    """
+    shape = (-1,) + (1,) * (x.dim() - 1)
+    t_b = torch.as_tensor(t, device=x.device).to(x.dtype).reshape(shape)
+    beta = beta_min + t_b * (beta_max - beta_min)
+    drift = -0.5 * beta * x
+    score = score_fn(x, t)
+    return x - (drift - beta * score) * dt + torch.sqrt(beta * dt) * noise
+
+
+def probability_flow_drift(score_fn, x: torch.Tensor, t, beta_min: float = 0.1, beta_max: float = 20.0) -> torch.Tensor:
+    """Drift of the VP-SDE's probability-flow ODE (Song et al. 2021, eq. 13).
+
+    ::
+
+        beta  = beta_min + t * (beta_max - beta_min)
+        drift = f(x, t) - 0.5 * g(t)^2 * score_fn(x, t) = -0.5 * beta * x - 0.5 * beta * score_fn(x, t)
+
+    Args:
+        score_fn: callable ``(x, t) -> [B, ...]``.
+        x: ``[B, ...]``.
+        t: ``[B]`` continuous times (passed to ``score_fn`` as received).
+        beta_min, beta_max: the linear ``beta(t)`` endpoints.
+
+    Returns:
+        ``[B, ...]`` the drift ``dx/dt``.
+    """
+    shape = (-1,) + (1,) * (x.dim() - 1)
+    t_b = torch.as_tensor(t, device=x.device).to(x.dtype).reshape(shape)
+    beta = beta_min + t_b * (beta_max - beta_min)
+    return -0.5 * beta * x - 0.5 * beta * score_fn(x, t)
+
+
+def contrastive_divergence_loss(energy_fn, x_pos: torch.Tensor, x_neg: torch.Tensor) -> torch.Tensor:
+    """Contrastive-divergence loss for an energy-based model (Hinton 2002).
+
+    ``mean_b E(x_pos) - mean_b E(x_neg.detach())``: lowers the energy of the
+    data and raises that of the negative samples (e.g. from Langevin
+    dynamics). Gradients reach the energy's parameters through both terms
+    and never flow into ``x_neg``.
+
+    Args:
+        energy_fn: callable ``[B, ...] -> [B]``.
+        x_pos: ``[B, ...]`` data.
+        x_neg: ``[B', ...]`` negative samples.
+
+    Returns:
+        scalar.
+    """
+    return energy_fn(x_pos).mean() - energy_fn(x_neg.detach()).mean()

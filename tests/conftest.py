@@ -1,0 +1,49 @@
+"""Shared fixtures: grade real submissions (reference, template, mutants, hostile code)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from grader.api import make_sandbox  # noqa: E402
+from grader.assignment import load_assignment  # noqa: E402
+from grader.judge import Grade, grade  # noqa: E402
+from grader.submission import Submission, load_submission, submission_from_bytes  # noqa: E402
+
+
+def grade_source(assignment_id: str, source: str | bytes | Path, *, functions: tuple[str, ...] | None = None,
+                 hidden: bool = True, fast: bool = False, seed: int | None = None) -> Grade:
+    """Grade module source (or a path) in the process sandbox.
+
+    functions: only the checks about these functions; fast: stop at the first
+    failing check and skip shrinking (mutant runs).
+    """
+    assignment = load_assignment(assignment_id, hidden=hidden)
+    if isinstance(source, Path):
+        sub: Submission = load_submission(source, assignment.config.module)
+    else:
+        data = source.encode() if isinstance(source, str) else source
+        sub = submission_from_bytes(data, assignment.config.module)
+    checks = [c for c in assignment.checks if functions is None or c.function in functions]
+    return grade(assignment, sub, sandbox=make_sandbox(assignment, kind="process"), checks=checks, seed=seed,
+                 shrink=not fast, stop_at_first_failure=fast)
+
+
+def reference_source(module: str) -> str:
+    return (ROOT / "reference" / f"{module}.py").read_text()
+
+
+def mutate(source: str, old: str, new: str) -> str:
+    """Replace exactly one occurrence of ``old`` (fails loudly if the anchor is gone)."""
+    assert source.count(old) == 1, f"mutation anchor {old!r} found {source.count(old)} times"
+    return source.replace(old, new)
+
+
+@pytest.fixture
+def grade_with():
+    return grade_source

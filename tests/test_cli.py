@@ -1,0 +1,69 @@
+"""The dgm-grade command as users run it: exit codes, results.json, no tracebacks."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+
+HANDOUT = ROOT / "assignments" / "hw2_vae" / "handout" / "vae.py"
+
+
+def dgm(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "grader", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def no_traceback(result: subprocess.CompletedProcess) -> None:
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_check_reference_exits_0_and_template_exits_1():
+    ok = dgm("check", "reference/vae.py", "--assignment", "hw2_vae", "--sandbox", "process")
+    assert ok.returncode == 0, ok.stdout[-2000:] + ok.stderr[-2000:]
+    assert "Score: 31 / 31" in ok.stdout
+    blank = dgm("check", str(HANDOUT), "--sandbox", "process")  # assignment inferred from vae.py
+    assert blank.returncode == 1
+    assert "Score: 0 / 31" in blank.stdout and "NotImplementedError" in blank.stdout
+    no_traceback(blank)
+
+
+def test_grade_writes_gradescope_results_even_for_a_broken_submission(tmp_path):
+    out = tmp_path / "results.json"
+    bad = tmp_path / "vae.py"
+    bad.write_text("import torch\ndef kl_normal(:\n")
+    result = dgm("grade", str(bad), "--assignment", "hw2_vae", "--out", str(out), "--sandbox", "process", "-q")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(out.read_text())
+    assert set(data) == {"score", "execution_time", "output", "tests", "extra_data"}
+    assert data["score"] == 0 and len(data["tests"]) == 29
+    test = data["tests"][0]
+    assert set(test) == {"name", "number", "score", "max_score", "status", "output", "visibility", "tags"}
+    assert test["name"].startswith("kl_normal: ") and test["status"] == "failed"
+    assert "SyntaxError" in test["output"]
+    assert {t["visibility"] for t in data["tests"]} == {"visible", "after_published"}
+    assert set(data["extra_data"]) >= {"grader_version", "checks_hash", "seed", "sandbox"}
+
+
+@pytest.mark.parametrize("args,message", [
+    (("check", "nowhere.py"), "no such file"),
+    (("check", "reference/vae.py", "--assignment", "hw9_nope"), "unknown assignment 'hw9_nope'"),
+    (("check", "reference/vae.py", "--sandbox", "vm"), "--sandbox must be"),
+    (("grade", "reference/vae.py"), "Missing option"),
+    (("check", "reference/vae.py", "--timeout", "-1"), "--timeout must be positive"),
+    (("check", "README.md"), "cannot tell which assignment"),
+])
+def test_unusable_commands_exit_2_with_one_readable_line(args, message):
+    result = dgm(*args)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert message in result.stdout + result.stderr
+    no_traceback(result)
+
+
+def test_list_shows_assignments_checks_and_points():
+    result = dgm("list")
+    assert result.returncode == 0
+    assert "hw2_vae" in result.stdout and "kl_normal: zero for identical distributions" in result.stdout

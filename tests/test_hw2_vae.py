@@ -1,0 +1,132 @@
+"""hw2_vae end to end: the reference, the blank template, realistic bugs, and submission forms."""
+from __future__ import annotations
+
+import io
+import zipfile
+
+import nbformat
+import pytest
+
+from conftest import ROOT, grade_source, mutate, reference_source
+from grader.handout import template_source
+
+VAE = reference_source("vae")
+
+
+def failed(grade) -> list[str]:
+    return [r.check.name for r in grade.results if not r.passed]
+
+
+def test_reference_scores_full_marks():
+    grade = grade_source("hw2_vae", VAE)
+    assert failed(grade) == [], [r.output for r in grade.results if not r.passed]
+    assert grade.score == grade.max_score > 0
+
+
+def test_blank_template_scores_zero_without_crashing():
+    grade = grade_source("hw2_vae", template_source(VAE))
+    assert grade.score == 0
+    assert len(grade.results) == len(grade.assignment.checks)
+    assert all("NotImplementedError" in r.output for r in grade.results)
+
+
+def test_committed_handout_is_generated_from_the_reference(tmp_path):
+    from grader.handout import write_handout
+
+    write_handout("hw2_vae", tmp_path)
+    for name in ("vae.py", "vae.ipynb"):
+        committed = (ROOT / "assignments" / "hw2_vae" / "handout" / name).read_text()
+        assert committed == (tmp_path / name).read_text(), f"regenerate the handout: {name} is stale"
+
+
+# Realistic student bugs: (bug, buggy function, text in the reference, replacement).
+BUGS = [
+    ("kl missing the 1/2 factor", "kl_normal", "kl = 0.5 * (", "kl = ("),
+    ("kl averaged over the last dim", "kl_normal", "return kl.sum(-1)", "return kl.mean(-1)"),
+    ("kl with p and q swapped in the variance ratio", "kl_normal",
+     "var_ratio = torch.exp(q_log_var - p_log_var)", "var_ratio = torch.exp(p_log_var - q_log_var)"),
+    ("uniform noise", "sample_gaussian", "eps = torch.randn(shape,", "eps = torch.rand(shape,"),
+    ("std = exp(log_var)", "sample_gaussian", "std = torch.exp(0.5 * log_var)", "std = torch.exp(log_var)"),
+    ("result cast to float32", "sample_gaussian", "return mean + std * eps", "return (mean + std * eps).float()"),
+    ("detached std", "sample_gaussian", "return mean + std * eps", "return mean + std.detach() * eps"),
+    ("in-place update of mean", "sample_gaussian", "return mean + std * eps", "return mean.add_(std * eps)"),
+    ("unstable log-sigmoid", "log_bernoulli_with_logits",
+     "x * F.logsigmoid(logits) + (1.0 - x) * F.logsigmoid(-logits)",
+     "x * torch.log(torch.sigmoid(logits)) + (1.0 - x) * torch.log(1 - torch.sigmoid(logits))"),
+    ("log-sum-exp without the 1/n", "log_mean_exp",
+     "return torch.logsumexp(x, dim=dim) - math.log(x.shape[dim])", "return torch.logsumexp(x, dim=dim)"),
+    ("naive log(mean(exp))", "log_mean_exp",
+     "return torch.logsumexp(x, dim=dim) - math.log(x.shape[dim])", "return torch.log(torch.exp(x).mean(dim))"),
+    ("decoding the mean instead of a sample", "negative_elbo_bound",
+     "    z = sample_gaussian(mean, log_var)\n    logits", "    z = mean\n    logits"),
+    ("reconstruction summed over the batch", "negative_elbo_bound",
+     "rec = -log_bernoulli_with_logits(x, logits).mean()", "rec = -log_bernoulli_with_logits(x, logits).sum()"),
+    ("IWAE averaging log-weights", "negative_iwae_bound",
+     "return -log_mean_exp(log_w, dim=0).mean()", "return -log_w.mean(0).mean()"),
+    ("IWAE without log q", "negative_iwae_bound",
+     "log_w = log_px_given_z + log_pz - log_qz", "log_w = log_px_given_z + log_pz"),
+    ("IWAE log-sum-exp instead of log-mean-exp", "negative_iwae_bound",
+     "return -log_mean_exp(log_w, dim=0).mean()", "return -torch.logsumexp(log_w, dim=0).mean()"),
+]
+
+
+@pytest.mark.parametrize("bug,function,old,new", BUGS, ids=[b[0] for b in BUGS])
+def test_bug_loses_points_on_a_check_of_the_buggy_function(bug, function, old, new):
+    grade = grade_source("hw2_vae", mutate(VAE, old, new), functions=(function,), fast=True)
+    lost = failed(grade)
+    assert lost, f"{bug}: no check failed"
+    assert lost[0].startswith(f"{function}: "), lost
+
+
+def test_failure_feedback_names_function_property_counterexample_and_values():
+    grade = grade_source("hw2_vae", mutate(VAE, "kl = 0.5 * (", "kl = ("), functions=("kl_normal",), hidden=False)
+    bad = next(r for r in grade.results if not r.passed)
+    assert bad.check.name.startswith("kl_normal: ")
+    assert "got" in bad.output and "expected" in bad.output
+    assert "Counterexample" in bad.output or "Monte-Carlo" in bad.output
+
+
+def test_missing_function_costs_only_the_checks_that_need_it():
+    source = mutate(VAE, "def log_mean_exp(x: torch.Tensor, dim: int)", "def renamed_lme(x: torch.Tensor, dim: int)")
+    grade = grade_source("hw2_vae", source, hidden=False)
+    by_function = {}
+    for r in grade.results:
+        by_function.setdefault(r.check.function, []).append(r)
+    assert all(not r.passed and "log_mean_exp is not defined in vae.py" in r.output for r in by_function["log_mean_exp"])
+    for fn in ("kl_normal", "sample_gaussian", "log_bernoulli_with_logits", "negative_elbo_bound"):
+        assert all(r.passed for r in by_function[fn]), fn
+    # negative_iwae_bound calls log_mean_exp: its checks fail with the student's NameError, not a grader error
+    assert any("NameError" in r.output for r in by_function["negative_iwae_bound"])
+
+
+def test_syntax_error_is_one_clear_message_on_every_check():
+    grade = grade_source("hw2_vae", VAE + "\ndef broken(:\n    pass\n", hidden=False)
+    assert grade.score == 0
+    assert all("could not be imported" in r.output and "SyntaxError" in r.output for r in grade.results)
+
+
+def test_same_submission_same_seed_gives_identical_results():
+    source = mutate(VAE, "kl = 0.5 * (", "kl = (")
+    first = grade_source("hw2_vae", source, functions=("kl_normal", "sample_gaussian"), seed=7)
+    second = grade_source("hw2_vae", source, functions=("kl_normal", "sample_gaussian"), seed=7)
+    assert [(r.check.name, r.passed, r.score, r.output) for r in first.results] == \
+           [(r.check.name, r.passed, r.score, r.output) for r in second.results]
+
+
+def test_notebook_folder_and_zip_forms_of_the_reference_grade_the_same(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("%load_ext autoreload\n!nvidia-smi"),
+                nbformat.v4.new_code_cell(VAE),
+                nbformat.v4.new_code_cell("for _ in range(10**9):\n    pass  # a training loop at top level")]
+    notebook = tmp_path / "vae.ipynb"
+    nbformat.write(nb, notebook)
+    folder = tmp_path / "submission" / "hw2"
+    folder.mkdir(parents=True)
+    (folder / "vae.py").write_text(VAE)
+    (folder / "helpers.py").write_text("X = 1\n")
+    archive = tmp_path / "submission.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("hw2/vae.py", VAE)
+    for path in (notebook, tmp_path / "submission", archive):
+        grade = grade_source("hw2_vae", path, functions=("kl_normal", "log_mean_exp"), hidden=False)
+        assert failed(grade) == [], (path, [r.output for r in grade.results if not r.passed])
