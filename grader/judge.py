@@ -13,6 +13,7 @@ For each check, in order:
 """
 from __future__ import annotations
 
+import ast
 import hashlib
 import random
 import time
@@ -124,6 +125,7 @@ def grade(
             result.problem = f"{submission.module} could not be imported: {status.error}"
     finally:
         client.close()
+    add_root_cause_hints(result.results, student_calls(submission.files.get(f"{submission.module}.py", b"")))
     result.elapsed = time.monotonic() - started
     return result
 
@@ -182,6 +184,43 @@ def run_check(check: Check, client: WorkerClient, *, seed: int, examples: int, t
         return failed(f"the output could not be checked: {type(exc).__name__}: {exc}{counterexample(exc)}")
     client.take_output()
     return CheckResult(check, True, float(check.points), "", time.monotonic() - start)
+
+
+def student_calls(source: bytes) -> dict[str, set[str]]:
+    """Which top-level names each top-level function or class of the student's module refers to."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return {}
+    calls: dict[str, set[str]] = {}
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            calls[node.name] = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)} - {node.name}
+    return calls
+
+
+def add_root_cause_hints(results: list[CheckResult], calls: dict[str, set[str]]) -> None:
+    """Point a failed check at the lowest-level function it depends on that fails its own checks.
+
+    ``negative_elbo_bound`` calling a broken ``kl_normal`` fails too; the
+    student should fix ``kl_normal`` first.
+    """
+    failing = {r.check.function for r in results if not r.passed}
+
+    def broken_callees(fn: str, seen: set[str]) -> list[str]:
+        found = []
+        for callee in sorted(calls.get(fn, set()) - seen):
+            deeper = broken_callees(callee, seen | {callee})
+            found += deeper or ([callee] if callee in failing else [])
+        return found
+
+    for r in results:
+        if not r.passed:
+            roots = sorted(set(broken_callees(r.check.function.split(".")[0], {r.check.function})))
+            if roots:
+                names = ", ".join(roots)
+                r.output += (f"\n\nHint: {r.check.function} calls {names}, which also fails its own checks; "
+                             f"fix {names} first.")
 
 
 def counterexample(exc: BaseException) -> str:

@@ -130,3 +130,12 @@ def test_notebook_folder_and_zip_forms_of_the_reference_grade_the_same(tmp_path)
     for path in (notebook, tmp_path / "submission", archive):
         grade = grade_source("hw2_vae", path, functions=("kl_normal", "log_mean_exp"), hidden=False)
         assert failed(grade) == [], (path, [r.output for r in grade.results if not r.passed])
+
+
+def test_a_check_failing_through_a_broken_callee_points_at_the_callee():
+    grade = grade_source("hw2_vae", mutate(VAE, "kl = 0.5 * (", "kl = ("),
+                         functions=("kl_normal", "negative_elbo_bound"), hidden=False)
+    nelbo_kl = next(r for r in grade.results if r.check.name.startswith("negative_elbo_bound: kl is"))
+    assert not nelbo_kl.passed
+    assert "Hint: negative_elbo_bound calls kl_normal, which also fails its own checks" in nelbo_kl.output
+    assert all("Hint" not in r.output for r in grade.results if r.check.function == "kl_normal")
