@@ -24,6 +24,9 @@ from .sandbox.base import Sandbox, Session, WorkerGone, WorkerHandle, WorkerTime
 from .worker import protocol
 
 
+STARTUP_TIMEOUT = 120  # seconds for a fresh worker to import torch and answer a ping
+
+
 class StudentError(Exception):
     """The student's code raised, or a name it must define is missing."""
 
@@ -105,6 +108,13 @@ class WorkerClient:
             self.worker.kill()
             self.session.reset_work(self.files, getattr(self.sandbox, "owner", None))
         self.worker = self.sandbox.start(self.session)
+        try:  # torch is imported before any student code: that start-up is not the import's time
+            self._exchange({"op": "ping"}, {}, STARTUP_TIMEOUT)
+        except (WorkerTimeout, WorkerGone, protocol.ProtocolError) as exc:
+            self._kill()
+            self.status = ModuleStatus(False, error=f"the grading worker did not start within {STARTUP_TIMEOUT} s "
+                                       f"({type(exc).__name__}); this is not your code's fault: ask your TA")
+            return
         try:
             reply, _ = self._exchange({"op": "load", "module": self.module_name}, {}, self.import_timeout)
         except WorkerTimeout:

@@ -39,10 +39,6 @@ class WorkerGone(Exception):
     """The worker's pipe closed: it exited, crashed or was killed."""
 
 
-class SandboxUnavailable(Exception):
-    """This sandbox cannot run here (no Docker daemon, no grading image...); the message says what to do."""
-
-
 @dataclass(frozen=True)
 class Limits:
     """Resource limits for one worker (from the assignment config)."""
@@ -81,17 +77,32 @@ class WorkerHandle(ABC):
         return b"".join(chunks)
 
 
+# A worker that takes no bytes of a request for this long is not reading it
+# (student code may have forged a reply and then blocked): WorkerTimeout.
+WRITE_STALL_S = 30.0
+
+
 class PipeWorker(WorkerHandle):
     """A worker reached through a pair of pipes (a subprocess.Popen with stdin/stdout)."""
 
     def __init__(self, proc) -> None:
         self.proc = proc
         self._out = proc.stdout.fileno()
+        self._in = proc.stdin.fileno()
+        os.set_blocking(self._in, False)  # writes never block the judge (see write)
 
     def write(self, data: bytes) -> None:
+        """Write all of ``data``; WorkerTimeout when the worker stops reading for WRITE_STALL_S."""
+        view = memoryview(data)
         try:
-            self.proc.stdin.write(data)
-            self.proc.stdin.flush()
+            while view:
+                _, ready, _ = select.select([], [self._in], [], WRITE_STALL_S)
+                if not ready:
+                    raise WorkerTimeout
+                try:
+                    view = view[os.write(self._in, view[: 1 << 20]):]
+                except BlockingIOError:
+                    continue
         except (BrokenPipeError, OSError, ValueError):
             raise WorkerGone("the worker exited") from None
 

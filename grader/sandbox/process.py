@@ -14,8 +14,9 @@ As root, additionally (``unshare`` + ``setpriv``):
   (``.git`` holds the reference too) except the interpreter's own venv are
   covered by empty tmpfs mounts, so student code cannot read or overwrite
   them; /tmp, /var/tmp, /dev/shm and /run/lock are fresh, small tmpfs
-  mounts, so the worker can leave files on the host only in its own work
-  directory, which the judge deletes.
+  mounts (``Limits.tmpfs_mb`` each), and the worker's cwd is a copy of the
+  student's files on that private /tmp (JAIL_WORK), so it can write
+  nothing to the host's disks and everything it writes vanishes with it.
 - PID 1 of the namespace is a root shell that waits for the worker (it
   does not ``exec`` it): the student cannot signal it or move it out of
   the process group the judge kills, and when it dies the kernel kills
@@ -45,6 +46,9 @@ HIDDEN_NAMES = ("grader", "reference", "assignments", "tests", "examples")
 
 # World-writable directories: each gets a fresh, empty tmpfs in the worker's namespace.
 SCRATCH_DIRS = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")
+# A jailed worker's cwd, HOME and TMPDIR: a copy of the session's work directory on
+# the private /tmp, so everything it writes is size-limited and vanishes with it.
+JAIL_WORK = "/tmp/work"
 
 
 def hidden_paths() -> list[Path]:
@@ -101,11 +105,12 @@ class ProcessSandbox(Sandbox):
         )
 
     def environment(self, session: Session) -> dict[str, str]:
+        work = JAIL_WORK if self.jailed else str(session.work)
         env = {
             "PATH": "/usr/local/bin:/usr/bin:/bin",
-            "HOME": str(session.work),
-            "TMPDIR": str(session.work),
-            "DGM_CAPTURE_DIR": str(session.work),
+            "HOME": work,
+            "TMPDIR": work,
+            "DGM_CAPTURE_DIR": work,
             "LANG": "C.UTF-8",
             "OMP_NUM_THREADS": "1",
             "MKL_NUM_THREADS": "1",
@@ -123,27 +128,36 @@ class ProcessSandbox(Sandbox):
         if not self.jailed:
             return python
         mounts = "".join(f"mount -t tmpfs -o size=1m,mode=0755 none {shlex.quote(str(p))} && " for p in hidden_paths())
-        size = f"{self.limits.tmpfs_mb}m"
-        mounts += "".join(
-            f"mount -t tmpfs -o size={size},mode=1777,nosuid,nodev none {d} && " for d in SCRATCH_DIRS if Path(d).is_dir()
-        )
+        files_mb = sum(f.stat().st_size for f in session.work.rglob("*") if f.is_file()) >> 20
+        for d in SCRATCH_DIRS:
+            if Path(d).is_dir():
+                size = self.limits.tmpfs_mb + (files_mb + 1 if d == "/tmp" else 0)
+                mounts += f"mount -t tmpfs -o size={size}m,mode=1777,nosuid,nodev none {d} && "
+        uid, work = self.uid, shlex.quote(str(session.work))
+        mounts += f"mkdir -m 0700 {JAIL_WORK} && cp -R {work}/. {JAIL_WORK}/ && chown -R {uid}:{uid} {JAIL_WORK} && "
         drop = [
             "setpriv", f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups",
             "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs",
         ]
         # No `exec`: this root shell stays PID 1 of the namespace (see the module docstring).
-        inner = f"{mounts}cd {shlex.quote(str(session.work))} && {shlex.join(drop + python)}; exit $?"
+        inner = f"{mounts}cd {JAIL_WORK} && {shlex.join(drop + python)}; exit $?"
         return ["unshare", "--net", "--pid", "--mount-proc", "--mount", "--ipc", "--uts", "--fork", "--kill-child",
                 "sh", "-c", inner]
 
     @property
     def owner(self) -> tuple[int, int] | None:
-        """The (uid, gid) the work directory is given to; None when the worker runs as us."""
-        return (self.uid, self.uid) if os.geteuid() == 0 else None
+        """The (uid, gid) the work directory is given to: only as root without the jail.
+
+        Jailed, the work directory stays root's (0700) and the worker gets a copy (JAIL_WORK);
+        not root, the worker runs as us and owns it already.
+        """
+        return (self.uid, self.uid) if os.geteuid() == 0 and not self.jailed else None
 
     def start(self, session: Session) -> WorkerHandle:
         if self.owner:
             session.give_to(*self.owner)
+        elif self.jailed:
+            os.chmod(session.work, 0o700)
         limits = self.limits
         gpu = self.gpu
         drop_to = None if self.jailed else self.owner  # jailed: setpriv drops inside the namespace

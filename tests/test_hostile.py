@@ -1,0 +1,357 @@
+"""Hostile submissions (tests/hostile/): each scores no more than its honest part,
+touches nothing the judge relies on, leaves nothing behind, and the next
+submission (the reference) grades normally.
+
+The jail (uid drop, namespaces, hidden grader files, private /tmp) needs
+root; without it these tests are skipped, except the results.json ones.
+"""
+from __future__ import annotations
+
+import dataclasses
+import glob
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, reference_source
+from grader.api import make_sandbox
+from grader.assignment import load_assignment
+from grader.judge import Grade, grade
+from grader.sandbox.process import ProcessSandbox, can_jail
+from grader.submission import submission_from_bytes
+
+HOSTILE = Path(__file__).parent / "hostile"
+REFERENCE = reference_source("vae")
+# Small check subsets keep this fast (every worker start costs seconds):
+LME = ("lme_values", "lme_shift")  # log_mean_exp, 3 points: the honest function of most attacks
+BER = ("bernoulli_values", "bernoulli_extremes")  # log_bernoulli_with_logits, 3 points: the attacked one
+LME_BER = BER + LME
+LME_POINTS = 3.0
+NEXT = ("lme_shift",)  # the next submission (the reference) after every attack: 2 points
+
+jailed = pytest.mark.skipif(not can_jail(), reason="the process jail needs root, unshare and setpriv")
+
+# Files an attack must not delete, rename or write its marker into. (Not compared by hash:
+# other people may be editing the checkout while these tests run.)
+PROTECTED = ("assignments/**/*.py", "assignments/**/*.toml", "reference/*.py", "grader/**/*.py", "tests/**/*.py",
+             "examples/**/*")
+
+
+def protected_files() -> set[Path]:
+    return {p for pattern in PROTECTED for p in ROOT.glob(pattern) if p.is_file()}
+# Where a marker file left by an attack would show up on the host.
+SCRATCH = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock", "/work", str(ROOT), "/work/shared", "/root", "/etc",
+           "/var/lib/dgm-grade", "/var/lib/dgm-grade/sessions", "/var/lib/dgm-grade/sessions/*",
+           "/var/lib/dgm-grade/sessions/*/*", "/var/lib/dgm-grade/sessions/*/*/*")
+
+
+# ------------------------------------------------------------------ helpers
+def attack(name: str, **subs: object) -> str:
+    text = (HOSTILE / f"{name}.py").read_text()
+    for key, value in subs.items():
+        text = text.replace(f"__{key.upper()}__", str(value))
+    return text
+
+
+def grade_text(source: str, ids: tuple[str, ...], *, timeout: float | None = None,
+               import_timeout: float | None = None, sandbox=None) -> Grade:
+    """Grade module source in the process sandbox on the checks named ``ids`` (no shrinking)."""
+    assignment = load_assignment("hw2_vae")
+    if import_timeout is not None:
+        limits = assignment.config.limits.model_copy(update={"import_timeout_s": import_timeout})
+        assignment = dataclasses.replace(assignment, config=assignment.config.model_copy(update={"limits": limits}))
+    checks = [c for c in assignment.checks if c.id in ids]
+    assert len(checks) == len(ids), ids
+    sub = submission_from_bytes(source.encode(), "vae")
+    return grade(assignment, sub, sandbox=sandbox or make_sandbox(assignment, kind="process"), checks=checks,
+                 timeout=timeout, shrink=False)
+
+
+def points(g: Grade, function: str) -> float:
+    return sum(r.score for r in g.results if r.check.function == function)
+
+
+def outputs(g: Grade) -> str:
+    return "\n".join(r.output for r in g.results)
+
+
+def marked_files(marker: str) -> list[str]:
+    """Files of the checkout whose name or contents hold the marker."""
+    hits = subprocess.run(["grep", "-rl", "--exclude-dir=.git", "--exclude-dir=.venv", marker, str(ROOT)],
+                          capture_output=True, text=True).stdout.split()
+    return hits + [str(p) for p in ROOT.rglob(f"*{marker}*")]
+
+
+def marker_processes(marker: str) -> list[str]:
+    found = []
+    for cmdline in glob.glob("/proc/[0-9]*/cmdline"):
+        try:
+            data = Path(cmdline).read_bytes()
+        except OSError:
+            continue
+        if marker.encode() in data and b"pytest" not in data:
+            found.append(f"{cmdline}: {data[:200]!r}")
+    return found
+
+
+def marker_files(marker: str) -> list[str]:
+    return [p for d in SCRATCH for p in glob.glob(os.path.join(d, f"*{marker}*"))]
+
+
+def processes_of(uid: int) -> list[str]:
+    found = []
+    for status in glob.glob("/proc/[0-9]*/status"):
+        try:
+            text = Path(status).read_text()
+        except OSError:
+            continue
+        line = next((ln for ln in text.splitlines() if ln.startswith("Uid:")), "")
+        if line.split()[1:2] == [str(uid)]:
+            found.append(status)
+    return found
+
+
+def wait_until(condition, seconds: float) -> bool:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if condition():
+            return True
+        time.sleep(0.2)
+    return condition()
+
+
+@pytest.fixture
+def marker():
+    """A unique string per test; after it: no file, process or protected-file change,
+    and the next submission (the reference) grades normally."""
+    before = protected_files()
+    mark = f"dgmhostile{uuid.uuid4().hex[:12]}"
+    yield mark
+    assert before <= protected_files(), "an attack deleted or renamed a grader, check, reference or test file"
+    assert marked_files(mark) == [], "an attack wrote into the checkout"
+    assert wait_until(lambda: not marker_processes(mark), 5), marker_processes(mark)
+    assert marker_files(mark) == []
+    nxt = grade_text(REFERENCE, NEXT)  # the next submission
+    assert [r.output for r in nxt.results if not r.passed] == []
+    assert nxt.score == nxt.max_score == 2
+
+
+# ------------------------------------------------------------------ import-time attacks
+@jailed
+@pytest.mark.parametrize("name", ["exit_at_import_sys", "exit_at_import_os"])
+def test_exit_at_import_fails_every_check(name, marker):
+    g = grade_text(attack(name), LME)
+    assert g.score == 0 <= LME_POINTS  # honest part without the exit: 4
+    assert g.problem and all("could not be imported" in r.output for r in g.results)
+    if name == "exit_at_import_sys":
+        assert "sys.exit(0)" in g.problem
+
+
+@jailed
+def test_infinite_loop_at_import_costs_one_import_timeout(marker):
+    start = time.monotonic()
+    g = grade_text(attack("infinite_loop_at_import"), LME, import_timeout=10)
+    elapsed = time.monotonic() - start
+    assert g.score == 0 and "did not finish within 10 s" in g.problem
+    assert all(r.elapsed < 0.5 for r in g.results[1:]), [r.elapsed for r in g.results]
+    assert elapsed < 15, elapsed  # one 10 s wait, not one per check
+
+
+# ------------------------------------------------------------------ attacks inside one function
+@jailed
+@pytest.mark.slow
+def test_os_exit_in_a_function_costs_only_its_checks(marker):
+    g = grade_text(attack("exit_in_function"), LME_BER)
+    assert points(g, "log_mean_exp") == LME_POINTS
+    assert points(g, "log_bernoulli_with_logits") == 0
+    ber = [r for r in g.results if r.check.function == "log_bernoulli_with_logits"]
+    assert all("the worker died while running log_bernoulli_with_logits" in r.output for r in ber)
+
+
+@jailed
+def test_infinite_loop_in_a_function_costs_one_timeout(marker):
+    g = grade_text(attack("infinite_loop_in_function"), LME_BER, timeout=2)
+    ber = [r for r in g.results if r.check.function == "log_bernoulli_with_logits"]
+    assert points(g, "log_mean_exp") == LME_POINTS and points(g, "log_bernoulli_with_logits") == 0
+    assert "did not finish within 2.0 s" in ber[0].output and ber[0].elapsed >= 2, ber[0].elapsed
+    for r in ber[1:]:  # not re-run: no second timeout
+        assert r.output.startswith("skipped:") and r.elapsed < 0.5, (r.output, r.elapsed)
+
+
+@jailed
+def test_4gib_allocation_fails_that_check_only(marker):
+    g = grade_text(attack("huge_allocation"), LME_BER)
+    assert points(g, "log_mean_exp") == LME_POINTS and points(g, "log_bernoulli_with_logits") == 0
+    assert "allocate" in outputs(g) or "memory" in outputs(g).lower()
+
+
+@jailed
+def test_fork_bomb_is_bounded_and_leaves_no_process(marker):
+    assignment = load_assignment("hw2_vae")
+    box = ProcessSandbox(assignment.config.limits.sandbox_limits(), slot=3999 - os.getpid() % 500)
+    start = time.monotonic()
+    g = grade_text(attack("fork_bomb"), LME_BER, timeout=2, sandbox=box)
+    assert time.monotonic() - start < 40
+    assert points(g, "log_mean_exp") == LME_POINTS and points(g, "log_bernoulli_with_logits") == 0
+    assert wait_until(lambda: not processes_of(box.uid), 5), processes_of(box.uid)
+
+
+# ------------------------------------------------------------------ forging results
+def run_cli(source: str, out: Path, *extra: str) -> subprocess.CompletedProcess:
+    sub = out.parent.parent / f"sub-{out.parent.name}" / "vae.py"
+    sub.parent.mkdir(exist_ok=True)
+    sub.write_text(source)
+    cmd = [sys.executable, "-c", "from grader.cli import main; main()", "grade", str(sub), "--assignment", "hw2_vae", "--out", str(out),
+           "--sandbox", "process", "--quiet", *extra]
+    return subprocess.run(cmd, cwd=sub.parent, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture
+def open_out_dir():
+    """A world-writable directory straight under /tmp for --out: the most exposed place it could be."""
+    d = Path(f"/tmp/dgm-hostile-{uuid.uuid4().hex[:8]}")
+    d.mkdir()
+    (d / "out").mkdir()
+    os.chmod(d, 0o777)
+    os.chmod(d / "out", 0o777)
+    yield d / "out" / "results.json"
+    subprocess.run(["rm", "-rf", str(d)], check=False)
+
+
+def check_results(out: Path, marker: str) -> dict:
+    assert out.is_file() and not out.is_symlink()
+    data = json.loads(out.read_text())
+    assert marker not in out.read_text()
+    assert data["extra_data"]["assignment"] == "hw2_vae" and len(data["tests"]) > 0
+    assert data["score"] == sum(t["score"] for t in data["tests"])
+    return data
+
+
+@jailed
+@pytest.mark.slow
+def test_forged_results_json_is_never_the_result(marker, open_out_dir):
+    out = open_out_dir
+    proc = run_cli(attack("forge_results", out=out, marker=marker), out)
+    assert proc.returncode == 0, proc.stderr
+    data = check_results(out, marker)
+    assert data["score"] == 0  # honest part: every function is wrong
+    assert sorted(p.name for p in out.parent.iterdir()) == ["results.json"]
+    assert not Path("/etc/dgm-hostile-" + marker).exists()
+    lme = next(t for t in data["tests"] if t["name"].startswith("log_mean_exp"))
+    assert "forged: [" in lme["output"] and f"'{out}" not in lme["output"]  # only its private dirs were writable
+
+
+@jailed
+@pytest.mark.slow
+def test_background_processes_cannot_rewrite_results_later(marker, open_out_dir):
+    out = open_out_dir
+    proc = run_cli(attack("background_rewriter", out=out, marker=marker), out)
+    assert proc.returncode == 0, proc.stderr
+    first = out.read_bytes()
+    assert not marker_processes(marker), marker_processes(marker)
+    time.sleep(3)  # the loops would have rewritten it ~30 times by now
+    assert out.read_bytes() == first
+    assert check_results(out, marker)["score"] == 0
+
+
+def test_results_json_never_follows_a_planted_symlink(tmp_path):
+    from grader.results import write_results
+
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    out = tmp_path / "results.json"
+    for planted in (out.with_name("results.json.tmp"), out):  # the old fixed temp name, and the path itself
+        planted.symlink_to(victim)
+    g = Grade(load_assignment("hw2_vae"), [], seed=0, sandbox="process", isolation="test")
+    write_results(g, out)
+    assert victim.read_text() == "precious"
+    assert not out.is_symlink() and json.loads(out.read_text())["extra_data"]["assignment"] == "hw2_vae"
+    assert oct(out.stat().st_mode & 0o777) == "0o644"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.json", "results.json.tmp", "victim"]
+
+
+# ------------------------------------------------------------------ the judge's files and the reference
+@jailed
+def test_grader_check_and_test_files_cannot_be_overwritten(marker):
+    g = grade_text(attack("overwrite_grader_files", marker=marker), LME)
+    assert g.score == 0
+    assert "touched []" in outputs(g)  # nothing it found was writable
+    assert marked_files(marker) == []
+
+
+@jailed
+def test_reference_cannot_be_found_or_read(marker):
+    g = grade_text(attack("read_reference"), LME_BER)
+    assert g.score == 0  # it would be 6 with the reference in hand
+    text = outputs(g)
+    assert "found: []" in text
+    assert "logsigmoid" not in text and "logsumexp(x, dim=dim)" not in text
+
+
+# ------------------------------------------------------------------ monkeypatching and rigged outputs
+@jailed
+@pytest.mark.parametrize("name, functions", [("pickle_wrap", LME), ("monkeypatch_compare", LME),
+                                             ("rigged_tensor", LME_BER)])
+def test_patches_in_the_worker_do_not_reach_the_judge(name, functions, marker):
+    g = grade_text(attack(name), functions)
+    assert g.score == 0, [r.check.name for r in g.results if r.passed]
+    assert not g.problem
+
+
+# ------------------------------------------------------------------ the protocol pipe
+@jailed
+@pytest.mark.slow
+def test_frames_written_by_student_code_fail_only_its_checks(marker):
+    ids = LME_BER + ("kl_self_is_zero", "sample_given_eps")
+    g = grade_text(attack("protocol_frames_in_calls"), ids, timeout=5)
+    assert g.score == 0
+    for r in g.results:
+        assert not r.passed
+    text = outputs(g)
+    assert "malformed" in text or "did not answer the request" in text
+
+
+@jailed
+def test_forged_load_reply_does_not_crash_the_judge(marker):
+    g = grade_text(attack("protocol_frames_at_import"), LME, timeout=5)
+    assert g.score <= LME_POINTS and len(g.results) == 2
+
+
+# ------------------------------------------------------------------ network and the host's files
+@jailed
+def test_no_network(marker):
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    listener.setblocking(False)
+    port = listener.getsockname()[1]
+    try:
+        g = grade_text(attack("network", port=port, marker=marker), LME)
+        with pytest.raises(BlockingIOError):
+            listener.accept()
+    finally:
+        listener.close()
+    assert g.score == 0
+    text = outputs(g)
+    assert "network: [" in text and ": OK" not in text, text
+
+
+@jailed
+def test_writes_outside_its_directory_do_not_reach_the_host(marker):
+    g = grade_text(attack("write_outside", marker=marker), LME)
+    assert g.score == 0
+    text = outputs(g)
+    # inside the jail it may write to its own (private, throwaway) /tmp and home, never to the host
+    wrote = text.split("wrote: ")[1].split("\n")[0]
+    for place in ("/work", "/var/lib", "/root", "/etc"):
+        assert f"'{place}" not in wrote, wrote
+    filled = int(text.split("filled MiB: ")[1].split()[0])
+    assert filled <= 72, filled  # its private /tmp holds Limits.tmpfs_mb (64) + the submission
+    assert marker_files(marker) == []  # also checked by the fixture, after the next submission
