@@ -1,0 +1,143 @@
+'Homework 4: adversarial losses.\n\nYou will implement the training objectives of\n\n* the original GAN (Goodfellow et al., 2014, "Generative Adversarial Nets",\n  eq. 1), both the saturating minimax generator loss and the non-saturating\n  heuristic of section 3;\n* least-squares GANs (Mao et al., 2017, "Least Squares Generative Adversarial\n  Networks", eq. 2 with a = 0, b = c = 1);\n* Wasserstein GANs (Arjovsky, Chintala & Bottou, 2017, "Wasserstein GAN",\n  eq. 3) and the gradient penalty of WGAN-GP (Gulrajani et al., 2017,\n  "Improved Training of Wasserstein GANs", eq. 3 and Algorithm 1);\n* the cycle-consistency loss of CycleGAN (Zhu, Park, Isola & Efros, 2017,\n  "Unpaired Image-to-Image Translation using Cycle-Consistent Adversarial\n  Networks", eq. 2).\n\nMinimax / non-saturating losses take discriminator *logits* ``l`` with\n``D(x) = sigmoid(l)``; the other losses take raw critic outputs. Every loss\nreturns a scalar (0-dim tensor) built from means over the batch.\n\nStability: never compute ``log(sigmoid(l))`` or ``log(1 - sigmoid(l))``\ndirectly; use ``F.logsigmoid(l)`` and ``log(1 - sigmoid(l)) = logsigmoid(-l)``\nso that values and gradients stay finite for logits up to |100|.\nKeep the dtype and device of the inputs and keep everything differentiable.\n'
+
+from __future__ import annotations
+import torch
+import torch.nn.functional as F
+
+
+def d_loss_minimax(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """Discriminator loss of the original GAN.
+
+    ``-E log D(x) - E log(1 - D(G(z)))`` with ``D = sigmoid(logits)``, each
+    expectation a mean over its batch.
+
+    Args:
+        real_logits: ``[B]`` (or ``[B, 1]``) logits on real data.
+        fake_logits: ``[B']`` (or ``[B', 1]``) logits on generated data.
+
+    Returns:
+        scalar.
+    """
+    raise NotImplementedError  # TODO: your implementation
+
+
+def g_loss_minimax(fake_logits: torch.Tensor) -> torch.Tensor:
+    """Saturating (minimax) generator loss: ``E log(1 - D(G(z)))``.
+
+    Args:
+        fake_logits: ``[B]`` logits on generated data.
+
+    Returns:
+        scalar (the generator minimises it).
+    """
+    raise NotImplementedError  # TODO: your implementation
+
+
+def g_loss_nonsaturating(fake_logits: torch.Tensor) -> torch.Tensor:
+    """Non-saturating generator loss: ``-E log D(G(z))``.
+
+    Args:
+        fake_logits: ``[B]`` logits on generated data.
+
+    Returns:
+        scalar.
+    """
+    raise NotImplementedError  # TODO: your implementation
+
+
+def d_loss_lsgan(real_out: torch.Tensor, fake_out: torch.Tensor) -> torch.Tensor:
+    """Least-squares discriminator loss.
+
+    ``0.5 E (D(x) - 1)^2 + 0.5 E D(G(z))^2`` on raw outputs.
+
+    Args:
+        real_out: ``[B]`` outputs on real data.
+        fake_out: ``[B']`` outputs on generated data.
+
+    Returns:
+        scalar.
+    """
+    raise NotImplementedError  # TODO: your implementation
+
+
+def g_loss_lsgan(fake_out: torch.Tensor) -> torch.Tensor:
+    """Least-squares generator loss: ``0.5 E (D(G(z)) - 1)^2``.
+
+    Args:
+        fake_out: ``[B]`` outputs on generated data.
+
+    Returns:
+        scalar.
+    """
+    raise NotImplementedError  # TODO: your implementation
+
+
+def d_loss_wgan(real_out: torch.Tensor, fake_out: torch.Tensor) -> torch.Tensor:
+    """Wasserstein critic loss: ``E D(G(z)) - E D(x)``.
+
+    Args:
+        real_out: ``[B]`` critic outputs on real data.
+        fake_out: ``[B']`` critic outputs on generated data.
+
+    Returns:
+        scalar (the critic minimises it).
+    """
+    raise NotImplementedError  # TODO: your implementation
+
+
+def g_loss_wgan(fake_out: torch.Tensor) -> torch.Tensor:
+    """Wasserstein generator loss: ``-E D(G(z))``.
+
+    Args:
+        fake_out: ``[B]`` critic outputs on generated data.
+
+    Returns:
+        scalar.
+    """
+    raise NotImplementedError  # TODO: your implementation
+
+
+def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    """WGAN-GP gradient penalty (Gulrajani et al. 2017, eq. 3).
+
+    ::
+
+        x_hat   = alpha * real + (1 - alpha) * fake      (alpha broadcast over non-batch dims)
+        penalty = mean_b ( || d critic(x_hat)_b / d x_hat_b ||_2 - 1 )^2
+
+    The norm is taken over all non-batch dims of each example's gradient.
+    Use ``torch.autograd.grad`` with ``create_graph=True`` so the penalty
+    itself can be backpropagated into the critic's parameters. ``x_hat``
+    must require grad (``real``/``fake`` may not). The critic returns ``[B]``
+    or ``[B, 1]``; since example ``b``'s output depends only on ``x_hat_b``,
+    the gradient of ``critic(x_hat).sum()`` gives every per-example gradient
+    at once.
+
+    Args:
+        critic: callable ``[B, ...] -> [B]`` or ``[B, 1]``.
+        real: ``[B, ...]`` real data.
+        fake: ``[B, ...]`` generated data, same shape.
+        alpha: ``[B]`` interpolation weights in [0, 1].
+
+    Returns:
+        scalar, differentiable in the critic's parameters.
+    """
+    raise NotImplementedError  # TODO: your implementation
+
+
+def cycle_consistency_loss(x: torch.Tensor, y: torch.Tensor, G, F) -> torch.Tensor:
+    """CycleGAN cycle-consistency loss (Zhu et al. 2017, eq. 2).
+
+    ``mean |F(G(x)) - x| + mean |G(F(y)) - y|``, each mean over all elements.
+
+    Args:
+        x: ``[B, ...]`` samples from domain X.
+        y: ``[B', ...]`` samples from domain Y.
+        G: callable mapping X -> Y.
+        F: callable mapping Y -> X (this argument shadows
+            ``torch.nn.functional`` inside this function; that is fine).
+
+    Returns:
+        scalar.
+    """
+    raise NotImplementedError  # TODO: your implementation

@@ -1,0 +1,126 @@
+"""hw4_gan end to end: the reference, the blank template, realistic bugs, and the public/hidden split."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT, grade_source, mutate, reference_source
+from grader.handout import template_source
+
+GAN = reference_source("gan")
+
+
+def failed(grade) -> list[str]:
+    return [r.check.name for r in grade.results if not r.passed]
+
+
+@pytest.mark.slow
+def test_reference_scores_full_marks():
+    grade = grade_source("hw4_gan", GAN)
+    assert failed(grade) == [], [r.output for r in grade.results if not r.passed]
+    assert grade.score == grade.max_score > 0
+
+
+def test_blank_template_scores_zero_without_crashing():
+    grade = grade_source("hw4_gan", template_source(GAN))
+    assert grade.score == 0
+    assert len(grade.results) == len(grade.assignment.checks)
+    assert all("NotImplementedError" in r.output for r in grade.results)
+
+
+def test_committed_handout_is_generated_from_the_reference(tmp_path):
+    from grader.handout import write_handout
+
+    write_handout("hw4_gan", tmp_path)
+    for name in ("gan.py", "gan.ipynb"):
+        committed = (ROOT / "assignments" / "hw4_gan" / "handout" / name).read_text()
+        assert committed == (tmp_path / name).read_text(), f"regenerate the handout: {name} is stale"
+
+
+def test_public_checks_import_no_reference():
+    """Students get checks_public.py (and models.py): they must load with `reference` unimportable."""
+    code = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'reference' or name.startswith('reference.'):\n"
+        "            raise ImportError('reference is blocked')\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "from grader.assignment import load_assignment\n"
+        "a = load_assignment('hw4_gan', hidden=False)\n"
+        "assert a.checks and not any(c.hidden for c in a.checks)\n"
+        "assert not any(m == 'reference' or m.startswith('reference.') for m in sys.modules), 'reference imported'\n"
+        "print('ok', len(a.checks))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.startswith("ok"), out.stderr[-2000:]
+
+
+# Realistic student bugs: (bug, buggy function, text in the reference, replacement).
+BUGS = [
+    ("minimax with log(sigmoid) and log(1 - sigmoid)", "d_loss_minimax",
+     "return -F.logsigmoid(real_logits).mean() - F.logsigmoid(-fake_logits).mean()",
+     "return -torch.log(torch.sigmoid(real_logits)).mean() - torch.log(1 - torch.sigmoid(fake_logits)).mean()"),
+    ("minimax fake term as log D instead of log(1 - D)", "d_loss_minimax",
+     "return -F.logsigmoid(real_logits).mean() - F.logsigmoid(-fake_logits).mean()",
+     "return -F.logsigmoid(real_logits).mean() - F.logsigmoid(fake_logits).mean()"),
+    ("minimax with both batches concatenated", "d_loss_minimax",
+     "return -F.logsigmoid(real_logits).mean() - F.logsigmoid(-fake_logits).mean()",
+     "return -torch.cat([F.logsigmoid(real_logits).flatten(), F.logsigmoid(-fake_logits).flatten()]).mean()"),
+    ("saturating loss written as the non-saturating one", "g_loss_minimax",
+     "return F.logsigmoid(-fake_logits).mean()", "return -F.logsigmoid(fake_logits).mean()"),
+    ("saturating loss with the discriminator's sign", "g_loss_minimax",
+     "return F.logsigmoid(-fake_logits).mean()", "return -F.logsigmoid(-fake_logits).mean()"),
+    ("non-saturating loss with an epsilon in the log", "g_loss_nonsaturating",
+     "return -F.logsigmoid(fake_logits).mean()", "return -torch.log(torch.sigmoid(fake_logits) + 1e-8).mean()"),
+    ("LSGAN without the 1/2", "d_loss_lsgan",
+     "return 0.5 * ((real_out - 1.0) ** 2).mean() + 0.5 * (fake_out ** 2).mean()",
+     "return ((real_out - 1.0) ** 2).mean() + (fake_out ** 2).mean()"),
+    ("LSGAN targets swapped", "d_loss_lsgan",
+     "return 0.5 * ((real_out - 1.0) ** 2).mean() + 0.5 * (fake_out ** 2).mean()",
+     "return 0.5 * (real_out ** 2).mean() + 0.5 * ((fake_out - 1.0) ** 2).mean()"),
+    ("LSGAN generator target 0", "g_loss_lsgan",
+     "return 0.5 * ((fake_out - 1.0) ** 2).mean()", "return 0.5 * (fake_out ** 2).mean()"),
+    ("WGAN critic loss with the sign flipped", "d_loss_wgan",
+     "return fake_out.mean() - real_out.mean()", "return real_out.mean() - fake_out.mean()"),
+    ("WGAN generator loss summed over the batch", "g_loss_wgan",
+     "return -fake_out.mean()", "return -fake_out.sum()"),
+    ("gradient penalty without create_graph", "gradient_penalty",
+     "create_graph=True)", "create_graph=False)"),
+    ("gradient norm over dim 1 only", "gradient_penalty",
+     "torch.linalg.vector_norm(grad.reshape(batch, -1), dim=1)", "grad.norm(2, dim=1)"),
+    ("real and fake swapped in the interpolation", "gradient_penalty",
+     "x_hat = alpha * real + (1.0 - alpha) * fake", "x_hat = alpha * fake + (1.0 - alpha) * real"),
+    ("gradient of the batch mean", "gradient_penalty",
+     "torch.autograd.grad(out.sum(), x_hat", "torch.autograd.grad(out.mean(), x_hat"),
+    ("penalising the squared norm", "gradient_penalty",
+     "return ((grad_norm - 1.0) ** 2).mean()", "return (grad_norm ** 2).mean()"),
+    ("alpha not reshaped for broadcasting", "gradient_penalty",
+     "alpha = alpha.reshape(batch, *([1] * (real.dim() - 1)))", "alpha = alpha"),
+    ("squared cycle error", "cycle_consistency_loss",
+     "forward_cycle = (F(G(x)) - x).abs().mean()", "forward_cycle = ((F(G(x)) - x) ** 2).mean()"),
+    ("maps composed in the wrong order", "cycle_consistency_loss",
+     "forward_cycle = (F(G(x)) - x).abs().mean()", "forward_cycle = (G(F(x)) - x).abs().mean()"),
+    ("backward cycle with F detached", "cycle_consistency_loss",
+     "backward_cycle = (G(F(y)) - y).abs().mean()", "backward_cycle = (G(F(y).detach()) - y).abs().mean()"),
+    ("only the forward cycle", "cycle_consistency_loss",
+     "return forward_cycle + backward_cycle", "return forward_cycle"),
+]
+
+
+@pytest.mark.parametrize("bug,function,old,new", BUGS, ids=[b[0] for b in BUGS])
+def test_bug_loses_points_on_a_check_of_the_buggy_function(bug, function, old, new):
+    grade = grade_source("hw4_gan", mutate(GAN, old, new), functions=(function,), fast=True)
+    lost = failed(grade)
+    assert lost, f"{bug}: no check failed"
+    assert lost[0].startswith(f"{function}: "), lost
+
+
+def test_failure_feedback_names_function_property_counterexample_and_values():
+    source = mutate(GAN, "return 0.5 * ((fake_out - 1.0) ** 2).mean()", "return 0.5 * (fake_out ** 2).mean()")
+    grade = grade_source("hw4_gan", source, functions=("g_loss_lsgan",), hidden=False)
+    bad = next(r for r in grade.results if not r.passed)
+    assert bad.check.name.startswith("g_loss_lsgan: ")
+    assert "got" in bad.output and "expected" in bad.output and "Counterexample" in bad.output
