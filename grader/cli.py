@@ -97,6 +97,57 @@ def handout(assignment: str = typer.Argument(..., help="assignment id, e.g. hw2_
         console.print(f"wrote {path}")
 
 
+@app.command()
+def validate(
+    assignment: str = typer.Argument(..., help="assignment id, or 'all'"),
+    quick: bool = typer.Option(False, "--quick", help="a fixed sample of mutants and 2 seeds (what CI runs)"),
+    seeds: Optional[int] = typer.Option(None, help="reference seeds (default 50, or 2 with --quick)"),
+    workers: int = typer.Option(1, help="grades run at once"),
+    docs: bool = typer.Option(False, "--docs", help="refresh the table in docs/assignments.md"),
+) -> None:
+    """Reference full marks under many seeds, template 0, and >= 95% of mutants killed."""
+    from . import validate as validation
+    from .assignment import UnknownAssignment
+
+    ids = assignment_ids() if assignment == "all" else [assignment]
+    reports = []
+    for assignment_id in ids:
+        console.print(f"[bold]validate {assignment_id}[/]{' (quick)' if quick else ''}")
+        try:
+            report = validation.validate(assignment_id, quick=quick, seeds=seeds, workers=workers,
+                                         progress=lambda done, total, what: None)
+        except (UnknownAssignment, ValueError) as exc:  # ValueError: a bad equivalent_mutants.toml, seeds < 1
+            raise api.UsageError(str(exc)) from None
+        validation.print_report(console, report)
+        reports.append(report)
+    if docs:
+        console.print(f"wrote {validation.write_docs_table(reports)}")
+    raise typer.Exit(0 if all(r.passed for r in reports) else 1)
+
+
+image_app = typer.Typer(help="The Docker grading image.", no_args_is_help=True)
+app.add_typer(image_app, name="image")
+
+
+@image_app.command("build")
+def image_build(
+    base: Optional[str] = typer.Option(None, help="base image (default: a CUDA PyTorch runtime; with --offline "
+                                                  "the CPU base made by docker/build-offline-base.sh)"),
+    tag: str = typer.Option("dgm-grade:latest", help="tag of the grading image"),
+    offline: bool = typer.Option(False, "--offline", help="build without an image registry (debootstrap base)"),
+) -> None:
+    """Build the grading image: torch and the worker package, nothing else of the grader."""
+    from docker.errors import DockerException
+
+    from .image import build_image
+
+    try:
+        built = build_image(base=base, tag=tag, offline=offline)
+    except (RuntimeError, OSError, DockerException) as exc:
+        raise SandboxUnavailable(f"could not build the image: {exc}") from None
+    console.print(f"built {built}")
+
+
 def _sandbox(kind: str) -> api.SandboxKind:
     if kind not in ("auto", "docker", "process"):
         raise api.UsageError(f"--sandbox must be docker, process or auto, not '{kind}'")

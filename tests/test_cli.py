@@ -24,10 +24,10 @@ def no_traceback(result: subprocess.CompletedProcess) -> None:
 def test_check_reference_exits_0_and_template_exits_1():
     ok = dgm("check", "reference/vae.py", "--assignment", "hw2_vae", "--sandbox", "process")
     assert ok.returncode == 0, ok.stdout[-2000:] + ok.stderr[-2000:]
-    assert "Score: 31 / 31" in ok.stdout
+    assert "Score: 35 / 35" in ok.stdout
     blank = dgm("check", str(HANDOUT), "--sandbox", "process")  # assignment inferred from vae.py
     assert blank.returncode == 1
-    assert "Score: 0 / 31" in blank.stdout and "NotImplementedError" in blank.stdout
+    assert "Score: 0 / 35" in blank.stdout and "NotImplementedError" in blank.stdout
     no_traceback(blank)
 
 
@@ -39,7 +39,7 @@ def test_grade_writes_gradescope_results_even_for_a_broken_submission(tmp_path):
     assert result.returncode == 0, result.stderr
     data = json.loads(out.read_text())
     assert set(data) == {"score", "execution_time", "output", "tests", "extra_data"}
-    assert data["score"] == 0 and len(data["tests"]) == 29
+    assert data["score"] == 0 and len(data["tests"]) == 32
     test = data["tests"][0]
     assert set(test) == {"name", "number", "score", "max_score", "status", "output", "visibility", "tags"}
     assert test["name"].startswith("kl_normal: ") and test["status"] == "failed"

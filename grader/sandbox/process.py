@@ -37,7 +37,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .base import ROOT_SESSIONS, WORKER_BOOT, Limits, PipeWorker, Sandbox, Session, WorkerHandle
+from .base import ROOT_SESSIONS, WORKER_BOOT, Limits, SandboxUnavailable, PipeWorker, Sandbox, Session, WorkerHandle
 
 # Grader directories a jailed worker must not see (covered by tmpfs).
 _PROJECT = Path(__file__).resolve().parents[2]
@@ -49,6 +49,17 @@ SCRATCH_DIRS = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")
 # A jailed worker's cwd, HOME and TMPDIR: a copy of the session's work directory on
 # the private /tmp, so everything it writes is size-limited and vanishes with it.
 JAIL_WORK = "/tmp/work"
+
+
+def _check_interpreter_outside(scratch: tuple[str, ...]) -> None:
+    """The jail covers scratch dirs with tmpfs: an interpreter living there would vanish."""
+    for prefix in {sys.prefix, sys.base_prefix, os.path.realpath(sys.executable)}:
+        real = Path(prefix).resolve()
+        for d in scratch:
+            if real == Path(d) or Path(d) in real.parents:
+                raise SandboxUnavailable(
+                    f"the grader's Python ({prefix}) lives under {d}, which the process sandbox replaces with a "
+                    "private tmpfs; install dgm-grade in a virtual environment outside it (e.g. python3 -m venv .venv)")
 
 
 def hidden_paths() -> list[Path]:
@@ -116,6 +127,7 @@ class ProcessSandbox(Sandbox):
             "MKL_NUM_THREADS": "1",
             "PYTHONDONTWRITEBYTECODE": "1",
             "PYTHONHASHSEED": "0",
+            "MPLBACKEND": "Agg",
         }
         if self.gpu:
             env["CUDA_VISIBLE_DEVICES"] = os.environ.get("CUDA_VISIBLE_DEVICES", "0")
@@ -127,6 +139,7 @@ class ProcessSandbox(Sandbox):
         python = [sys.executable, "-I", "-c", WORKER_BOOT, str(session.runtime)]
         if not self.jailed:
             return python
+        _check_interpreter_outside(SCRATCH_DIRS)
         mounts = "".join(f"mount -t tmpfs -o size=1m,mode=0755 none {shlex.quote(str(p))} && " for p in hidden_paths())
         files_mb = sum(f.stat().st_size for f in session.work.rglob("*") if f.is_file()) >> 20
         for d in SCRATCH_DIRS:

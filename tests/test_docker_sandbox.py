@@ -1,0 +1,216 @@
+"""The docker sandbox, for real: a worker in a container of the grading image.
+
+Needs a Docker daemon and the image (.ci/docker-setup.sh makes both on a CI
+machine; elsewhere `dgm-grade image build`). Skipped, with the reason, when
+either is missing.
+"""
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from grader.client import WorkerClient, WorkerFault
+from grader.sandbox.base import Limits, SandboxUnavailable
+
+pytestmark = pytest.mark.docker
+
+IMAGE = "dgm-grade:latest"
+LIMITS = Limits(memory_mb=1024, processes=64, tmpfs_mb=16)
+
+STUDENT = b'''
+import os, socket, time
+import torch
+
+print("imported")
+
+def add(a, b):
+    return a + b
+
+def energy(x, w):
+    return ((x @ w) ** 2).sum()
+
+def connect():
+    s = socket.socket()
+    s.settimeout(3)
+    try:
+        s.connect(("1.1.1.1", 53))
+        return "connected"
+    except OSError as exc:
+        return f"{type(exc).__name__}: {exc}"
+
+def can_write(path):
+    try:
+        with open(path, "w") as f:
+            f.write("x")
+        return True
+    except OSError:
+        return False
+
+def ids():
+    return os.getuid(), os.geteuid(), os.getgid()
+
+def fork_bomb():
+    """Fork until the pids limit says no; every child forks forever too."""
+    forks = 0
+    while True:
+        try:
+            pid = os.fork()
+        except OSError:
+            return forks
+        if pid == 0:
+            while True:
+                try:
+                    os.fork()
+                except OSError:
+                    time.sleep(0.05)
+        forks += 1
+
+def hog(gib):
+    return float(torch.ones(int(gib * 2**28)).sum())
+
+def spin():
+    while True:
+        pass
+'''
+
+
+def _unavailable() -> str | None:
+    """Why these tests cannot run here (no daemon, no or outdated image), or None."""
+    try:
+        from grader.sandbox.docker import _client, check_image
+    except ImportError as exc:
+        return f"the docker sandbox cannot be imported: {exc}"
+    try:
+        api = _client(timeout=5)
+    except SandboxUnavailable as exc:
+        return f"{exc} (.ci/docker-setup.sh sets up Docker)"
+    try:
+        check_image(api, IMAGE)
+    except SandboxUnavailable as exc:
+        return str(exc)
+    finally:
+        api.close()
+    return None
+
+
+_REASON = _unavailable()
+if _REASON and os.environ.get("DGM_REQUIRE_DOCKER") == "1":  # CI: .ci/run set Docker up, so it must be there
+    raise RuntimeError(f"DGM_REQUIRE_DOCKER=1 but the docker sandbox is unavailable: {_REASON}")
+if _REASON:
+    pytest.skip(_REASON, allow_module_level=True)
+
+from grader.sandbox.docker import DockerSandbox, docker_available  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def sandbox():
+    sb = DockerSandbox(LIMITS, image=IMAGE)
+    yield sb
+    sb.close()
+    assert _ours(sb) == []
+
+
+@pytest.fixture(scope="module")
+def client(sandbox):
+    c = WorkerClient(sandbox, {"student.py": STUDENT}, "student")
+    assert c.module().ok, c.module().error
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def fresh(sandbox):
+    """A client of its own, for checks that wreck their container."""
+    c = WorkerClient(sandbox, {"student.py": STUDENT}, "student")
+    assert c.module().ok
+    yield c
+    c.close()
+
+
+def _ours(sb: DockerSandbox) -> list:
+    return sb.api.containers(all=True, filters={"label": f"dgm-grade.run={sb.run_id}"})
+
+
+def _exists(sb: DockerSandbox, container_id: str) -> bool:
+    return bool(sb.api.containers(all=True, filters={"id": container_id}))
+
+
+def test_call_returns_values(client):
+    a, b = torch.randn(4, 3, dtype=torch.float64), torch.randn(4, 3, dtype=torch.float64)
+    r = client.call("add", (a, b))
+    assert torch.equal(r.value, a + b)
+    assert "imported" in client.take_output()
+
+
+def test_gradients(client):
+    x, w = torch.randn(5, 3, dtype=torch.float64), torch.randn(3, 2, dtype=torch.float64)
+    r = client.call("energy", (x, w), wrt=(x, w))
+    y = x @ w
+    assert torch.allclose(r.value, (y**2).sum())
+    assert torch.allclose(r.grads[id(x)], 2 * y @ w.T)
+    assert torch.allclose(r.grads[id(w)], 2 * x.T @ y)
+
+
+def test_no_network(client):
+    outcome = client.call("connect").value
+    assert outcome != "connected"
+    assert "unreachable" in outcome.lower() or "Errno" in outcome
+
+
+def test_writes_only_in_work_and_tmp(client):
+    for path in ("/etc/owned", "/opt/dgm/runtime/dgm_worker/owned.py", "/owned", "/usr/lib/owned"):
+        assert client.call("can_write", (path,)).value is False, path
+    assert client.call("can_write", ("scratch.txt",)).value is True  # cwd, /work
+    assert client.call("can_write", ("/tmp/scratch.txt",)).value is True
+
+
+def test_not_root(client):
+    assert tuple(client.call("ids").value) == (65534, 65534, 65534)
+
+
+def test_fork_bomb_stopped_by_pids_limit(fresh, sandbox):
+    container_id = fresh.worker.container_id
+    forks = fresh.call("fork_bomb", timeout=30).value
+    assert 0 < forks < LIMITS.processes
+    stats = sandbox.api.stats(container_id, stream=False)
+    assert stats["pids_stats"]["current"] <= LIMITS.processes
+    a = torch.ones(3)
+    assert torch.equal(fresh.call("add", (a, a), timeout=20).value, 2 * a)  # the grader goes on
+
+
+def test_memory_hog_fails_that_call_only(fresh):
+    with pytest.raises(WorkerFault, match="died"):
+        fresh.call("hog", (4,), timeout=30)
+    a = torch.ones(3)
+    assert torch.equal(fresh.call("add", (a, a)).value, 2 * a)  # in a new container
+    assert fresh.restarts == 1
+
+
+def test_infinite_loop_times_out_and_container_goes(fresh, sandbox):
+    container_id = fresh.worker.container_id
+    with pytest.raises(WorkerFault, match="did not finish"):
+        fresh.call("spin", timeout=2)
+    assert not _exists(sandbox, container_id)
+    a = torch.ones(3)
+    assert torch.equal(fresh.call("add", (a, a)).value, 2 * a)
+
+
+def test_close_removes_every_container():
+    sb = DockerSandbox(LIMITS, image=IMAGE)
+    clients = [WorkerClient(sb, {"student.py": STUDENT}, "student") for _ in range(2)]
+    for c in clients:
+        assert c.module().ok
+    assert len(_ours(sb)) == 2
+    sb.close()  # without the clients' own close()
+    assert _ours(sb) == []
+    for c in clients:
+        c.close()  # idempotent after the sandbox removed them
+
+
+def test_missing_image_is_a_clear_error():
+    with pytest.raises(SandboxUnavailable, match="dgm-grade image build"):
+        DockerSandbox(LIMITS, image="dgm-grade:no-such-tag")
+    assert docker_available(IMAGE)
+    assert not docker_available("dgm-grade:no-such-tag")
