@@ -40,6 +40,7 @@ except (ImportError, AttributeError):  # pragma: no cover
     pass
 
 torch.set_printoptions(precision=4, threshold=24, edgeitems=3, linewidth=100)
+torch.set_num_threads(1)  # the judge's tensors are small: threads only add overhead and contention
 
 
 @dataclass

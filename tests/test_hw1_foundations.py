@@ -1,0 +1,166 @@
+"""hw1_foundations end to end: the reference, the blank template, realistic bugs, public-check hygiene."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT, grade_source, mutate, reference_source
+from grader.handout import template_source
+
+FOUNDATIONS = reference_source("foundations")
+
+
+def failed(grade) -> list[str]:
+    return [r.check.name for r in grade.results if not r.passed]
+
+
+@pytest.mark.slow
+def test_reference_scores_full_marks():
+    grade = grade_source("hw1_foundations", FOUNDATIONS)
+    assert failed(grade) == [], [r.output for r in grade.results if not r.passed]
+    assert grade.score == grade.max_score > 0
+
+
+def test_blank_template_scores_zero_without_crashing():
+    grade = grade_source("hw1_foundations", template_source(FOUNDATIONS))
+    assert grade.score == 0
+    assert len(grade.results) == len(grade.assignment.checks)
+    assert all("NotImplementedError" in r.output for r in grade.results)
+
+
+def test_committed_handout_is_generated_from_the_reference(tmp_path):
+    from grader.handout import write_handout
+
+    write_handout("hw1_foundations", tmp_path)
+    for name in ("foundations.py", "foundations.ipynb"):
+        committed = (ROOT / "assignments" / "hw1_foundations" / "handout" / name).read_text()
+        assert committed == (tmp_path / name).read_text(), f"regenerate the handout: {name} is stale"
+
+
+def test_public_checks_import_without_the_reference():
+    """Students get checks_public.py (and models.py) without reference/: importing them must not need it."""
+    code = """
+import importlib.abc, sys
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "reference" or name.startswith("reference."):
+            raise ImportError(f"blocked: {name}")
+        return None
+sys.meta_path.insert(0, Block())
+from grader.assignment import load_assignment
+a = load_assignment("hw1_foundations", hidden=False)
+assert a.checks and not any(c.hidden for c in a.checks)
+assert not any(m == "reference" or m.startswith("reference.") for m in sys.modules), "reference was imported"
+print("ok", len(a.checks))
+"""
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.startswith("ok"), out.stderr
+
+
+# Realistic student bugs: (bug, buggy function, text in the reference, replacement).
+BUGS = [
+    # box_muller
+    ("ln(1 - u1) instead of ln u1", "box_muller",
+     "torch.sqrt(-2.0 * torch.log(u1))", "torch.sqrt(-2.0 * torch.log(1 - u1))"),
+    ("angle pi u2 instead of 2 pi u2", "box_muller", "theta = 2.0 * math.pi * u2", "theta = math.pi * u2"),
+    ("radius sqrt(-ln u1) without the 2", "box_muller",
+     "torch.sqrt(-2.0 * torch.log(u1))", "torch.sqrt(-torch.log(u1))"),
+    ("z2 from the same cosine", "box_muller",
+     "return r * torch.cos(theta), r * torch.sin(theta)", "return r * torch.cos(theta), r * torch.cos(theta)"),
+    ("hard-coded float32", "box_muller",
+     "return r * torch.cos(theta), r * torch.sin(theta)",
+     "return (r * torch.cos(theta)).float(), (r * torch.sin(theta)).float()"),
+    # gaussian_mle
+    ("covariance divides by N - 1", "gaussian_mle", "cov = centred.T @ centred / n",
+     "cov = centred.T @ centred / (n - 1)"),
+    ("torch.cov (unbiased)", "gaussian_mle", "cov = centred.T @ centred / n",
+     "cov = torch.cov(x.T).reshape(x.shape[1], -1)"),
+    ("uncentred second moment", "gaussian_mle", "cov = centred.T @ centred / n", "cov = x.T @ x / n"),
+    ("centres the data in place", "gaussian_mle", "centred = x - mean", "centred = x.sub_(mean)"),
+    ("detached mean", "gaussian_mle", "mean = x.mean(dim=0)", "mean = x.mean(dim=0).detach()"),
+    # diag_gaussian_log_prob
+    ("std instead of variance in the quadratic term", "diag_gaussian_log_prob",
+     "sq = (x - mean) ** 2 * torch.exp(-log_var)", "sq = (x - mean) ** 2 * torch.exp(-0.5 * log_var)"),
+    ("log-variance term without the 1/2", "diag_gaussian_log_prob",
+     "return -0.5 * (math.log(2.0 * math.pi) + log_var + sq).sum(-1)",
+     "return (-0.5 * (math.log(2.0 * math.pi) + sq) - log_var).sum(-1)"),
+    ("mean over the last dim", "diag_gaussian_log_prob",
+     "return -0.5 * (math.log(2.0 * math.pi) + log_var + sq).sum(-1)",
+     "return -0.5 * (math.log(2.0 * math.pi) + log_var + sq).mean(-1)"),
+    ("log of the density product (underflows)", "diag_gaussian_log_prob",
+     "return -0.5 * (math.log(2.0 * math.pi) + log_var + sq).sum(-1)",
+     "return torch.log((torch.exp(-0.5 * sq) / torch.sqrt(2 * math.pi * torch.exp(log_var))).prod(-1))"),
+    ("detached log-variance", "diag_gaussian_log_prob",
+     "sq = (x - mean) ** 2 * torch.exp(-log_var)", "sq = (x - mean) ** 2 * torch.exp(-log_var.detach())"),
+    # gmm_log_likelihood
+    ("naive log(sum(exp))", "gmm_log_likelihood",
+     "return torch.logsumexp(log_weights + log_comp, dim=-1)",
+     "return torch.log(torch.exp(log_weights + log_comp).sum(-1))"),
+    ("mixture weights ignored", "gmm_log_likelihood",
+     "return torch.logsumexp(log_weights + log_comp, dim=-1)", "return torch.logsumexp(log_comp, dim=-1)"),
+    ("max over components instead of logsumexp", "gmm_log_likelihood",
+     "return torch.logsumexp(log_weights + log_comp, dim=-1)", "return (log_weights + log_comp).amax(-1)"),
+    ("weights added instead of log-weights", "gmm_log_likelihood",
+     "return torch.logsumexp(log_weights + log_comp, dim=-1)",
+     "return torch.logsumexp(log_weights.exp() + log_comp, dim=-1)"),
+    # gmm_em_step
+    ("variances around the old means", "gmm_em_step",
+     "sq_dev = (x[:, None, :] - new_means[None]) ** 2", "sq_dev = (x[:, None, :] - means[None]) ** 2"),
+    ("weights not divided by N", "gmm_em_step",
+     "new_log_weights = torch.logsumexp(log_resp, dim=0) - math.log(n)",
+     "new_log_weights = torch.logsumexp(log_resp, dim=0)"),
+    ("responsibilities normalised over the data points", "gmm_em_step",
+     "log_resp = log_joint - torch.logsumexp(log_joint, dim=1, keepdim=True)",
+     "log_resp = log_joint - torch.logsumexp(log_joint, dim=0, keepdim=True)"),
+    ("naive E-step with exp (NaN for far points)", "gmm_em_step",
+     "resp = torch.exp(log_resp)",
+     "resp = torch.exp(log_joint) / torch.exp(log_joint).sum(1, keepdim=True)"),
+    ("unweighted variances", "gmm_em_step",
+     "new_vars = (resp[:, :, None] * sq_dev).sum(dim=0) / n_k[:, None]", "new_vars = sq_dev.mean(dim=0)"),
+    ("means divided by N instead of N_k", "gmm_em_step",
+     "new_means = resp.T @ x / n_k[:, None]", "new_means = resp.T @ x / n"),
+    ("variances returned without the log", "gmm_em_step",
+     "return new_log_weights, new_means, torch.log(new_vars)", "return new_log_weights, new_means, new_vars"),
+]
+
+
+# Two bugs per function run by default; the rest carry the slow marker (each grade starts a worker).
+FAST_BUGS = {
+    "ln(1 - u1) instead of ln u1", "angle pi u2 instead of 2 pi u2",
+    "covariance divides by N - 1", "uncentred second moment",
+    "std instead of variance in the quadratic term", "log of the density product (underflows)",
+    "naive log(sum(exp))", "mixture weights ignored",
+    "variances around the old means", "naive E-step with exp (NaN for far points)",
+}
+
+
+@pytest.mark.parametrize("bug,function,old,new", [
+    pytest.param(*b, id=b[0], marks=() if b[0] in FAST_BUGS else pytest.mark.slow) for b in BUGS])
+def test_bug_loses_points_on_a_check_of_the_buggy_function(bug, function, old, new):
+    grade = grade_source("hw1_foundations", mutate(FOUNDATIONS, old, new), functions=(function,), fast=True)
+    lost = failed(grade)
+    assert lost, f"{bug}: no check failed"
+    assert lost[0].startswith(f"{function}: "), lost
+
+
+def test_n_minus_1_is_caught_by_a_public_check():
+    source = mutate(FOUNDATIONS, "cov = centred.T @ centred / n", "cov = centred.T @ centred / (n - 1)")
+    grade = grade_source("hw1_foundations", source, functions=("gaussian_mle",), hidden=False)
+    lost = failed(grade)
+    assert "gaussian_mle: maximises the likelihood: no perturbation of the mean or covariance increases it" in lost
+    bad = next(r for r in grade.results if not r.passed)
+    assert "N - 1" in bad.output
+
+
+@pytest.mark.slow
+def test_examples_grade_as_documented():
+    examples = ROOT / "examples" / "hw1_foundations"
+    correct = grade_source("hw1_foundations", examples / "correct.py", hidden=False)
+    assert failed(correct) == [], [r.output for r in correct.results if not r.passed]
+    partly = grade_source("hw1_foundations", examples / "partly_wrong.py", hidden=False)
+    assert {name.split(":")[0] for name in failed(partly)} == {"gaussian_mle", "gmm_log_likelihood", "gmm_em_step"}
+    broken = grade_source("hw1_foundations", examples / "broken.ipynb", hidden=False,
+                          functions=("box_muller", "gaussian_mle"))
+    assert failed(broken) == [], [r.output for r in broken.results if not r.passed]
