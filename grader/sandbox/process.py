@@ -29,6 +29,7 @@ which ``isolation`` says, and the report shows.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import resource
 import shlex
@@ -37,7 +38,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .base import ROOT_SESSIONS, WORKER_BOOT, Limits, SandboxUnavailable, PipeWorker, Sandbox, Session, WorkerHandle
+from .base import ROOT_SESSIONS, WORKER_BOOT, Limits, PipeWorker, Sandbox, Session, WorkerHandle
 
 # Grader directories a jailed worker must not see (covered by tmpfs).
 _PROJECT = Path(__file__).resolve().parents[2]
@@ -51,15 +52,19 @@ SCRATCH_DIRS = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")
 JAIL_WORK = "/tmp/work"
 
 
-def _check_interpreter_outside(scratch: tuple[str, ...]) -> None:
-    """The jail covers scratch dirs with tmpfs: an interpreter living there would vanish."""
-    for prefix in {sys.prefix, sys.base_prefix, os.path.realpath(sys.executable)}:
-        real = Path(prefix).resolve()
-        for d in scratch:
-            if real == Path(d) or Path(d) in real.parents:
-                raise SandboxUnavailable(
-                    f"the grader's Python ({prefix}) lives under {d}, which the process sandbox replaces with a "
-                    "private tmpfs; install dgm-grade in a virtual environment outside it (e.g. python3 -m venv .venv)")
+def interpreter_binds(scratch: tuple[str, ...]) -> list[tuple[str, Path]]:
+    """Interpreter prefixes living under a scratch dir, each with a host directory to park it on.
+
+    The jail covers scratch dirs with tmpfs; a venv under /tmp (a CI clone in
+    /tmp, say) would vanish with it. Such a prefix is bind-mounted onto a
+    parking directory first and bound back, read-only, after the tmpfs is up.
+    """
+    binds = []
+    for prefix in sorted({os.path.realpath(sys.prefix), os.path.realpath(sys.base_prefix)}):
+        if any(prefix == d or prefix.startswith(d.rstrip("/") + "/") for d in scratch):
+            name = hashlib.sha256(prefix.encode()).hexdigest()[:12]
+            binds.append((prefix, ROOT_SESSIONS.parent / "interpreters" / name))
+    return binds
 
 
 def hidden_paths() -> list[Path]:
@@ -139,13 +144,19 @@ class ProcessSandbox(Sandbox):
         python = [sys.executable, "-I", "-c", WORKER_BOOT, str(session.runtime)]
         if not self.jailed:
             return python
-        _check_interpreter_outside(SCRATCH_DIRS)
+        binds = interpreter_binds(SCRATCH_DIRS)
         mounts = "".join(f"mount -t tmpfs -o size=1m,mode=0755 none {shlex.quote(str(p))} && " for p in hidden_paths())
+        for prefix, park in binds:
+            park.mkdir(parents=True, exist_ok=True)
+            mounts += f"mount --bind {shlex.quote(prefix)} {shlex.quote(str(park))} && "
         files_mb = sum(f.stat().st_size for f in session.work.rglob("*") if f.is_file()) >> 20
         for d in SCRATCH_DIRS:
             if Path(d).is_dir():
                 size = self.limits.tmpfs_mb + (files_mb + 1 if d == "/tmp" else 0)
                 mounts += f"mount -t tmpfs -o size={size}m,mode=1777,nosuid,nodev none {d} && "
+        for prefix, park in binds:
+            p, k = shlex.quote(prefix), shlex.quote(str(park))
+            mounts += f"mkdir -p {p} && mount --bind {k} {p} && mount -o remount,bind,ro {p} && "
         uid, work = self.uid, shlex.quote(str(session.work))
         mounts += f"mkdir -m 0700 {JAIL_WORK} && cp -R {work}/. {JAIL_WORK}/ && chown -R {uid}:{uid} {JAIL_WORK} && "
         drop = [
