@@ -57,7 +57,7 @@ from .handout import template_source
 from .mutate import Mutant, mutants
 
 KILL_TARGET = 0.95  # share of non-equivalent mutants the checks must kill
-QUICK_MUTANTS = 25  # mutants graded by --quick
+QUICK_MUTANTS = 12  # mutants graded by --quick (what CI runs for every assignment)
 QUICK_SEEDS = 2  # reference seeds graded by --quick
 FULL_SEEDS = 50
 EQUIVALENT_FILE = "equivalent_mutants.toml"
