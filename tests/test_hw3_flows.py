@@ -2,9 +2,6 @@
 and the public checks' independence from reference/."""
 from __future__ import annotations
 
-import subprocess
-import sys
-import textwrap
 
 import pytest
 
@@ -30,37 +27,6 @@ def test_blank_template_scores_zero_without_crashing():
     assert grade.score == 0
     assert len(grade.results) == len(grade.assignment.checks)
     assert all("NotImplementedError" in r.output for r in grade.results)
-
-
-def test_committed_handout_is_generated_from_the_reference(tmp_path):
-    from grader.handout import write_handout
-
-    write_handout("hw3_flows", tmp_path)
-    for name in ("flows.py", "flows.ipynb"):
-        committed = (ROOT / "assignments" / "hw3_flows" / "handout" / name).read_text()
-        assert committed == (tmp_path / name).read_text(), f"regenerate the handout: {name} is stale"
-
-
-def test_public_checks_import_no_reference():
-    """Students get checks_public.py (and models.py): loading them must not need reference/."""
-    code = textwrap.dedent("""
-        import sys
-
-        class Block:
-            def find_spec(self, name, path=None, target=None):
-                if name == "reference" or name.startswith("reference."):
-                    raise ImportError("reference/ is not shipped to students")
-                return None
-
-        sys.meta_path.insert(0, Block())
-        from grader.assignment import load_assignment
-        a = load_assignment("hw3_flows", hidden=False)
-        assert a.checks and not any(c.hidden for c in a.checks)
-        assert not [m for m in sys.modules if m == "reference" or m.startswith("reference.")]
-        print("ok", len(a.checks))
-    """)
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0 and out.stdout.startswith("ok"), out.stderr
 
 
 # Realistic student bugs: (bug, buggy function, text in the reference, replacement).

@@ -25,7 +25,7 @@ from grader.strategies import tensors
 from grader.worker.fixtures import build
 
 from .models import (
-    F64, ab_at, affine_eps, alpha_bars_of, ancestral_chain_moments, betas_strategy, cases, data_shapes,
+    F64, ab_at, affine_eps, alpha_bars_of, ancestral_chain_moments, cases, data_shapes,
     ddim_sigma, fixed_eps, gaussian_eps_coefficients, noise_oracle, per_example, posterior_by_conditioning,
     q_sample_formula, x0_from_noise,
 )
