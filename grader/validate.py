@@ -454,7 +454,7 @@ def write_docs_table(reports: Iterable[ValidationReport], path: Path = DOCS_TABL
                 rows[m.group(1)] = line
     else:
         head = text or ("# Assignments\n\nPer-assignment validation, refreshed by the full run:\n\n"
-                        "    dgm-grade validate ID --workers 2 --docs\n\n"
+                        "    dgm-grade validate all --workers 2 --docs\n\n"
                         "(every mutant of the reference, 50 reference seeds; see grader/validate.py).\n\n")
         if text:
             head = text.rstrip() + "\n\n## Validation\n\n"
