@@ -76,6 +76,15 @@ def expect_tensor(
     return got
 
 
+def expect_unchanged(result: Any, *inputs: torch.Tensor) -> None:
+    """Each input tensor is as it was after the call (``student.call(..., return_inputs=True)``)."""
+    for i, t in enumerate(inputs):
+        after = result.input_after(t)
+        expect(after is not None and torch.equal(after, t),
+               f"argument {i + 1} (shape {list(t.shape)}) was modified in place; compute on copies "
+               "(x = x + 1, not x += 1)")
+
+
 def expect_tuple(got: Any, length: int, *, what: str = "output") -> tuple:
     if not isinstance(got, (tuple, list)):
         fail(f"{what}: got a {describe(got)}, expected a tuple of {length}")

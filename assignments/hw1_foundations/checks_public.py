@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from grader.checks import Checks
-from grader.compare import expect, expect_close, expect_tensor, expect_tuple, fail, tolerance
+from grader.compare import expect, expect_close, expect_tensor, expect_tuple, expect_unchanged, fail, tolerance
 from grader.strategies import batch_and_event, dtypes, gaussians, shapes, tensors
 
 from .models import (
@@ -38,13 +38,6 @@ checks = Checks()
 F32, F64 = torch.float32, torch.float64
 KS_P = 1e-8  # a Kolmogorov-Smirnov test of a true null fails with probability 1e-8
 Z_FAIL = 6.0  # |N(0,1)| > 6 has probability 2e-9
-
-
-def expect_unchanged(result, *inputs: torch.Tensor) -> None:
-    for i, t in enumerate(inputs):
-        after = result.input_after(t)
-        expect(after is not None and torch.equal(after, t),
-               f"argument {i + 1} was modified in place; compute on copies (x = x + 1, not x += 1)")
 
 
 def expect_close_scaled(got: torch.Tensor, expected: torch.Tensor, scale: torch.Tensor, *, what: str,

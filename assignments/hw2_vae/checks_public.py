@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from grader.checks import Checks
-from grader.compare import expect, expect_close, expect_tensor, expect_tuple
+from grader.compare import expect, expect_close, expect_tensor, expect_tuple, expect_unchanged
 from grader.strategies import batch_and_event, dtypes, gaussians, shapes, tensors
 
 from .models import linear_vae, log_px_given_z, log_px_quadrature, moments_under_q, vae_fixture
@@ -26,13 +26,6 @@ from .models import linear_vae, log_px_given_z, log_px_quadrature, moments_under
 checks = Checks()
 
 Z_FAIL = 6.0  # |N(0,1)| > 6 has probability 2e-9: the false-fail bound of a single z-test
-
-
-def expect_unchanged(result, *inputs: torch.Tensor) -> None:
-    for i, t in enumerate(inputs):
-        after = result.input_after(t)
-        expect(after is not None and torch.equal(after, t),
-               f"argument {i + 1} was modified in place; compute on copies (x = x + 1, not x += 1)")
 
 
 # ---------------------------------------------------------------------- kl_normal

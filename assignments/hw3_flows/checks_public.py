@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from grader.checks import Checks
-from grader.compare import describe, expect, expect_close, expect_tensor, expect_tuple
+from grader.compare import describe, expect, expect_close, expect_tensor, expect_tuple, expect_unchanged
 from grader.strategies import dtypes, tensors
 
 from .models import (
@@ -38,13 +38,6 @@ from .models import (
 )
 
 checks = Checks()
-
-
-def expect_unchanged(result, *inputs: torch.Tensor) -> None:
-    for i, t in enumerate(inputs):
-        after = result.input_after(t)
-        expect(after is not None and torch.equal(after, t),
-               f"argument {i + 1} was modified in place; compute on copies (x = x * m, not x *= m)")
 
 
 def name(dtype: torch.dtype) -> str:

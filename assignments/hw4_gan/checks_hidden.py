@@ -13,11 +13,11 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from grader.checks import Checks
-from grader.compare import expect, expect_close
+from grader.compare import expect, expect_close, expect_unchanged
 from grader.strategies import dtypes, tensors
 from reference import gan as ref
 
-from .checks_public import DERIVATIVES, expect_unchanged, grad_tolerance, value_tolerance
+from .checks_public import DERIVATIVES, grad_tolerance, value_tolerance
 from .models import mlp_critic, mlp_map
 
 checks = Checks(hidden=True)

@@ -18,20 +18,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from grader.checks import Checks
-from grader.compare import expect, expect_close, expect_tensor
+from grader.compare import expect, expect_close, expect_tensor, expect_unchanged
 from grader.strategies import dtypes, tensors
 
 from .models import (LOG4, batches_with_distributions, invertible_pair, jensen_shannon, linear_critic, linear_map,
                      quadratic_critic)
 
 checks = Checks()
-
-
-def expect_unchanged(result, *inputs: torch.Tensor) -> None:
-    for i, t in enumerate(inputs):
-        after = result.input_after(t)
-        expect(after is not None and torch.equal(after, t),
-               f"argument {i + 1} was modified in place; compute on copies (x = x + 1, not x += 1)")
 
 
 def value_tolerance(dtype: torch.dtype) -> float:

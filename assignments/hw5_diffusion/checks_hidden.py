@@ -17,7 +17,7 @@ from grader.worker.fixtures import build
 from reference import diffusion as ref
 
 from . import training
-from .checks_public import F32, atol_for, cosine_args, ddim_inputs, guidance_inputs, inpaint_inputs, name, step_inputs
+from .checks_public import F32, atol_for, cosine_args, ddim_inputs, guidance_inputs, inpaint_inputs, name
 from .models import F64, affine_eps, cases, data_shapes
 
 checks = Checks(hidden=True)

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from grader.checks import Checks
-from grader.compare import expect, expect_close, expect_tensor, expect_tuple
+from grader.compare import expect, expect_close, expect_tensor, expect_tuple, expect_unchanged
 from grader.strategies import tensors
 from grader.worker.fixtures import build
 
@@ -43,13 +43,6 @@ def name(dtype: torch.dtype) -> str:
 def atol_for(dtype: torch.dtype, scale: float = 1.0) -> float:
     """Absolute slack: float64 1e-9, float32 1e-5, times the size of the terms that cancel."""
     return (1e-9 if dtype == F64 else 1e-5) * max(1.0, scale)
-
-
-def expect_unchanged(result, *inputs: torch.Tensor) -> None:
-    for i, t in enumerate(inputs):
-        after = result.input_after(t)
-        expect(after is not None and torch.equal(after, t),
-               f"argument {i + 1} was modified in place; compute on copies (x = x + 1, not x += 1)")
 
 
 def judge_vjp(fn, inputs: list[torch.Tensor], cot: torch.Tensor) -> list[torch.Tensor]:

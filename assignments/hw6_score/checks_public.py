@@ -19,7 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from grader.checks import Checks, Fixture
-from grader.compare import expect, expect_close, expect_tensor, expect_tuple
+from grader.compare import expect, expect_close, expect_tensor, expect_tuple, expect_unchanged
 from grader.strategies import dtypes, shapes, tensors
 
 from .models import (Z_FAIL, beta_of, built, dsm_difference_moments, dsm_loss_moments, dsm_residual_coeffs,
@@ -29,14 +29,6 @@ from .models import (Z_FAIL, beta_of, built, dsm_difference_moments, dsm_loss_mo
 checks = Checks()
 
 SIGMA_MIN, T_MIN = 1e-2, 1e-3  # the spec's domain: sigma >= 1e-2, t in [1e-3, 1]
-
-
-def expect_unchanged(result, *inputs: torch.Tensor) -> None:
-    for i, t in enumerate(inputs):
-        after = result.input_after(t)
-        expect(after is not None and torch.equal(after, t),
-               f"an input tensor (shape {list(t.shape)}) was modified in place; compute on copies "
-               "(x = x + 1, not x += 1)")
 
 
 def name(dtype: torch.dtype) -> str:
