@@ -158,6 +158,10 @@ class Session:
         shutil.copytree(package, self.runtime / "dgm_worker", ignore=shutil.ignore_patterns("__pycache__"))
         for path in [self.runtime, *self.runtime.rglob("*")]:
             os.chmod(path, 0o755 if path.is_dir() else 0o644)
+        self._write_work(files)
+
+    def _write_work(self, files: dict[str, bytes]) -> None:
+        """A new work directory holding exactly the student's files."""
         self.work.mkdir()
         for rel, data in files.items():
             target = self.work / rel
@@ -173,11 +177,7 @@ class Session:
     def reset_work(self, files: dict[str, bytes], owner: tuple[int, int] | None) -> None:
         """Put the work directory back to just the student's files (after a worker died)."""
         shutil.rmtree(self.work, ignore_errors=True)
-        self.work.mkdir()
-        for rel, data in files.items():
-            target = self.work / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data)
+        self._write_work(files)
         if owner:
             self.give_to(*owner)
 
