@@ -12,6 +12,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from . import api, report, results
 from .assignment import assignment_ids, load_assignment
@@ -36,7 +37,7 @@ def check(
     timeout: Optional[float] = typer.Option(None, help="seconds per call of a student function"),
 ) -> None:
     """Self-check: run the public checks and print a readable report."""
-    console.print(f"[bold]dgm-grade check[/] {submission}")
+    console.print(f"[bold]dgm-grade check[/] {escape(str(submission))}")
     grade = api.run_grading(
         submission=submission, assignment_id=assignment, hidden=False, sandbox=_sandbox(sandbox), gpu=gpu,
         seed=seed, timeout=timeout, progress=lambda r: report.progress_line(console, r),
@@ -63,7 +64,7 @@ def grade_cmd(
     results.write_results(grade, out)
     if not quiet:
         report.print_report(console, grade)
-    console.print(f"{submission}: {grade.score:g} / {grade.max_score:g} -> {out}")
+    console.print(escape(f"{submission}: {grade.score:g} / {grade.max_score:g} -> {out}"))
 
 
 @app.command("list")
@@ -73,12 +74,12 @@ def list_cmd() -> None:
 
     for assignment_id in assignment_ids():
         a = load_assignment(assignment_id)
-        table = Table(title=f"{a.id}: {a.config.title} ({a.config.module}.py, {a.max_score:g} points)")
+        table = Table(title=escape(f"{a.id}: {a.config.title} ({a.config.module}.py, {a.max_score:g} points)"))
         table.add_column("check")
         table.add_column("points", justify="right")
         table.add_column("visibility")
         for c in a.checks:
-            table.add_row(c.name, f"{c.points:g}", "hidden" if c.hidden else "public")
+            table.add_row(escape(c.name), f"{c.points:g}", "hidden" if c.hidden else "public")
         console.print(table)
 
 
@@ -94,7 +95,7 @@ def handout(assignment: str = typer.Argument(..., help="assignment id, e.g. hw2_
     except UnknownAssignment as exc:
         raise api.UsageError(str(exc)) from None
     for path in paths:
-        console.print(f"wrote {path}")
+        console.print(escape(f"wrote {path}"))
 
 
 @app.command()
@@ -121,7 +122,7 @@ def validate(
         validation.print_report(console, report)
         reports.append(report)
     if docs:
-        console.print(f"wrote {validation.write_docs_table(reports)}")
+        console.print(escape(f"wrote {validation.write_docs_table(reports)}"))
     raise typer.Exit(0 if all(r.passed for r in reports) else 1)
 
 
@@ -145,7 +146,7 @@ def image_build(
         built = build_image(base=base, tag=tag, offline=offline)
     except (RuntimeError, OSError, DockerException) as exc:
         raise SandboxUnavailable(f"could not build the image: {exc}") from None
-    console.print(f"built {built}")
+    console.print(escape(f"built {built}"))
 
 
 def _sandbox(kind: str) -> api.SandboxKind:
@@ -159,11 +160,11 @@ def main() -> None:
     try:
         app()
     except (api.UsageError, ConfigError, SandboxUnavailable) as exc:
-        err.print(f"[red]dgm-grade:[/] {exc}")
+        err.print(f"[red]dgm-grade:[/] {escape(str(exc))}")
         sys.exit(2)
     except KeyboardInterrupt:
         err.print("[red]dgm-grade:[/] interrupted")
         sys.exit(130)
     except Exception as exc:  # a bug of ours: one line, no traceback
-        err.print(f"[red]dgm-grade: internal error:[/] {type(exc).__name__}: {exc} (please report this)")
+        err.print(f"[red]dgm-grade: internal error:[/] {type(exc).__name__}: {escape(str(exc))} (please report this)")
         sys.exit(3)

@@ -20,7 +20,7 @@ def print_report(console: Console, grade: Grade, *, show_passed: bool = False) -
         console.print(Panel(escape(grade.problem), title="problem", border_style="red"))
     for note in grade.notes:
         console.print(f"[yellow]note:[/] {escape(note)}")
-    table = Table(title=f"{cfg.id}: {cfg.title}", show_lines=False)
+    table = Table(title=escape(f"{cfg.id}: {cfg.title}"), show_lines=False)
     table.add_column("check")
     table.add_column("points", justify="right")
     table.add_column("", justify="center")

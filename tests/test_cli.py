@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -13,8 +14,9 @@ HANDOUT = ROOT / "assignments" / "hw2_vae" / "handout" / "vae.py"
 
 
 def dgm(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "COLUMNS": "250"}  # wide enough that no check name wraps
     return subprocess.run([sys.executable, "-m", "grader", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout)
+                          timeout=timeout, env=env)
 
 
 def no_traceback(result: subprocess.CompletedProcess) -> None:
@@ -50,6 +52,7 @@ def test_grade_writes_gradescope_results_even_for_a_broken_submission(tmp_path):
 
 @pytest.mark.parametrize("args,message", [
     (("check", "nowhere.py"), "no such file"),
+    (("check", "draft[v1].py"), "draft[v1].py"),  # brackets are text, not rich markup
     (("check", "reference/vae.py", "--assignment", "hw9_nope"), "unknown assignment 'hw9_nope'"),
     (("check", "reference/vae.py", "--sandbox", "vm"), "--sandbox must be"),
     (("grade", "reference/vae.py"), "Missing option"),
@@ -67,3 +70,4 @@ def test_list_shows_assignments_checks_and_points():
     result = dgm("list")
     assert result.returncode == 0
     assert "hw2_vae" in result.stdout and "kl_normal: zero for identical distributions" in result.stdout
+    assert "mask with entry [i, j] = 1 iff order[j] < order[i]" in result.stdout  # brackets survive rich
