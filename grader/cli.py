@@ -110,15 +110,24 @@ def validate(
     from . import validate as validation
     from .assignment import UnknownAssignment
 
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     ids = assignment_ids() if assignment == "all" else [assignment]
     reports = []
     for assignment_id in ids:
-        console.print(f"[bold]validate {assignment_id}[/]{' (quick)' if quick else ''}")
-        try:
-            report = validation.validate(assignment_id, quick=quick, seeds=seeds, workers=workers,
-                                         progress=lambda done, total, what: None)
-        except (UnknownAssignment, ValueError) as exc:  # ValueError: a bad equivalent_mutants.toml, seeds < 1
-            raise api.UsageError(str(exc)) from None
+        columns = (TextColumn("validate {task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TimeElapsedColumn(), TextColumn("[dim]{task.fields[last]}"))
+        with Progress(*columns, console=console, transient=True) as bar:  # a full run takes minutes per assignment
+            task = bar.add_task(escape(assignment_id), total=None, last="")
+
+            def advance(done: int, total: int, what: str) -> None:
+                bar.update(task, completed=done, total=total, last=escape(what))
+
+            try:
+                report = validation.validate(assignment_id, quick=quick, seeds=seeds, workers=workers,
+                                             progress=advance)
+            except (UnknownAssignment, ValueError) as exc:  # ValueError: a bad equivalent_mutants.toml, seeds < 1
+                raise api.UsageError(str(exc)) from None
         validation.print_report(console, report)
         reports.append(report)
     if docs:
