@@ -34,6 +34,11 @@ def grade_source(assignment_id: str, source: str | bytes | Path, *, functions: t
                  shrink=not fast, stop_at_first_failure=fast)
 
 
+def failed(grade: Grade) -> list[str]:
+    """Names of the checks a grade lost points on."""
+    return [r.check.name for r in grade.results if not r.passed]
+
+
 def reference_source(module: str) -> str:
     return (ROOT / "reference" / f"{module}.py").read_text()
 

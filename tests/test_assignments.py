@@ -1,13 +1,13 @@
-"""What holds for every assignment (checks of each family live in tests/test_<id>.py;
+"""What holds for every assignment (realistic bugs of each family live in tests/test_<id>.py;
 reference full marks under 2 seeds, template 0 and a mutant sample in tests/test_mutate.py;
 public checks importable without reference/ in tests/test_config.py)."""
 from __future__ import annotations
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, grade_source, reference_source
 from grader.assignment import assignment_ids, load_assignment
-from grader.handout import write_handout
+from grader.handout import template_source, write_handout
 
 
 @pytest.mark.parametrize("assignment_id", assignment_ids())
@@ -17,3 +17,15 @@ def test_committed_handout_is_generated_from_the_reference(assignment_id, tmp_pa
     for name in (f"{module}.py", f"{module}.ipynb"):
         committed = (ROOT / "assignments" / assignment_id / "handout" / name).read_text()
         assert committed == (tmp_path / name).read_text(), f"stale handout: run `dgm-grade handout {assignment_id}`"
+
+
+@pytest.mark.parametrize("assignment_id", assignment_ids())
+def test_blank_template_fails_every_check_saying_what_is_missing(assignment_id):
+    """A student who has written nothing yet gets 0 and, on every check, the NotImplementedError
+    of the function to write (not a crash of the grader, not a check left out)."""
+    module = load_assignment(assignment_id).config.module
+    grade = grade_source(assignment_id, template_source(reference_source(module)))
+    assert grade.score == 0 and not grade.problem
+    assert len(grade.results) == len(grade.assignment.checks)
+    assert all("NotImplementedError" in r.output for r in grade.results), \
+        [r.check.name for r in grade.results if "NotImplementedError" not in r.output]
