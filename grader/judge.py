@@ -39,6 +39,30 @@ try:  # cap hypothesis' shrinking time (a module constant, 300 s by default)
 except (ImportError, AttributeError):  # pragma: no cover
     pass
 
+
+
+def _draw_without_source_constants() -> None:
+    """Make what a check draws depend on its seed alone.
+
+    Hypothesis (6.131 and later) mixes literal constants from every module loaded
+    from outside site-packages into the data it generates. The examples a check
+    drew would then depend on what else the judge process had imported (hidden
+    checks and reference/ under `grade`, other assignments in a batch) and on
+    whether dgm-grade is a checkout or installed: the same submission and seed
+    could score differently under `check`, `grade`, Gradescope and `validate`.
+    Hypothesis' own list of edge-case constants (0, 1e-300, inf, ...) is kept.
+    """
+    try:
+        from hypothesis.internal.conjecture import providers
+    except ImportError:  # pragma: no cover
+        return
+    if hasattr(providers, "_get_local_constants"):
+        empty = providers.Constants()
+        providers._get_local_constants = lambda: empty
+        providers.CONSTANTS_CACHE.cache.clear()
+
+
+_draw_without_source_constants()
 torch.set_printoptions(precision=4, threshold=24, edgeitems=3, linewidth=100)
 torch.set_num_threads(1)  # the judge's tensors are small: threads only add overhead and contention
 
@@ -155,15 +179,7 @@ def run_check(check: Check, client: WorkerClient, *, seed: int, examples: int, t
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-    body = check.run
-    if getattr(body, "is_hypothesis_test", False):
-        phases = [Phase.explicit, Phase.generate] + ([Phase.shrink] if shrink else [])
-        body._hypothesis_internal_use_settings = settings(
-            max_examples=examples, deadline=None, database=None, derandomize=False, phases=phases,
-            suppress_health_check=list(HealthCheck), report_multiple_bugs=False, print_blob=False,
-            verbosity=Verbosity.normal,
-        )
-        body._hypothesis_internal_use_seed = seed
+    body = seeded(check.run, seed, examples=examples, shrink=shrink)
     try:
         body(Student(client, seed=seed, timeout=timeout))
     except WorkerFault as exc:
@@ -185,6 +201,20 @@ def run_check(check: Check, client: WorkerClient, *, seed: int, examples: int, t
         return failed(f"the output could not be checked: {type(exc).__name__}: {exc}{counterexample(exc)}")
     client.take_output()
     return CheckResult(check, True, float(check.points), "", time.monotonic() - start)
+
+
+def seeded(body: Callable, seed: int, *, examples: int, shrink: bool) -> Callable:
+    """A check body with hypothesis set up for grading (no-op for a body without @given):
+    ``examples`` examples from ``seed``, no database, no deadline, shrinking only if ``shrink``."""
+    if getattr(body, "is_hypothesis_test", False):
+        phases = [Phase.explicit, Phase.generate] + ([Phase.shrink] if shrink else [])
+        body._hypothesis_internal_use_settings = settings(
+            max_examples=examples, deadline=None, database=None, derandomize=False, phases=phases,
+            suppress_health_check=list(HealthCheck), report_multiple_bugs=False, print_blob=False,
+            verbosity=Verbosity.normal,
+        )
+        body._hypothesis_internal_use_seed = seed
+    return body
 
 
 def student_calls(source: bytes) -> dict[str, set[str]]:

@@ -539,19 +539,35 @@ def ddim_any_eta(student, data, inputs, eta):
 @checks.add("ddim_step", "keeps x_t's dtype, differentiable (through the model too), inputs unchanged")
 @given(data=st.data(), inputs=ddim_inputs(), eta=st.floats(0.0, 1.0))
 def ddim_dtype(student, data, inputs, eta):
+    """An affine model eps_hat = scale[t] x_t + shift[t], so x_prev depends on x_t through x0_hat
+    and through eps_hat (with the noise oracle x0_hat is x0 whatever x_t: a detached x0_hat would
+    go unseen). The judge differentiates the definition in float64: wrt x_t, noise and the model's
+    scale and shift."""
     case, t_prev = inputs
     x_t = data.draw(tensors(case.x0.shape, case.dtype, low=-4, high=4))
     cot = data.draw(tensors(x_t.shape, case.dtype, low=-2, high=2))
-    r = student.call("ddim_step", noise_oracle(case.x0, case.alpha_bars), x_t, case.t, t_prev, case.alpha_bars, eta,
-                     case.noise, wrt=(x_t, case.noise), cotangent=cot, return_inputs=True)
+    scale, shift = random_affine(data.draw, len(case.alpha_bars), tuple(x_t.shape[1:]), case.dtype, bound=1.0)
+    model = affine_eps(scale, shift)
+    r = student.call("ddim_step", model, x_t, case.t, t_prev, case.alpha_bars, eta, case.noise,
+                     wrt=(model, x_t, case.noise), cotangent=cot, return_inputs=True)
     expect_tensor(r.value, shape=x_t.shape, dtype=case.dtype, what="x_prev")
     a, a_prev = (per_example(ab_at(case.alpha_bars, s), x_t) for s in (case.t, t_prev))
     sigma = ddim_sigma(a, a_prev, eta)
-    # the oracle's eps_hat = (x_t - sqrt(a) x0)/sqrt(1 - a) makes x0_hat = x0, so
-    # x_prev = sqrt(a_prev) x0 + sqrt(1 - a_prev - sigma^2) eps_hat(x_t) + sigma * noise
-    expected = [(1 - a_prev - sigma**2).clamp(min=0).sqrt() / (1 - a).sqrt() * cot.double(), sigma * cot.double()]
-    expect_grads(r, {"x_t": x_t, "noise": case.noise}, expected, what="x_prev",
-                 atol=atol_for(case.dtype, float(cot.abs().max() / a.min().sqrt())))
+
+    def x_prev(x, z, sc, sh):
+        eps = affine_prediction(sc, sh, x, case.t)
+        x0_hat = (x - (1 - a).sqrt() * eps) / a.sqrt()
+        return a_prev.sqrt() * x0_hat + (1 - a_prev - sigma**2).clamp(min=0).sqrt() * eps + sigma * z
+
+    d_x, d_noise, d_scale, d_shift = judge_vjp(x_prev, [x_t, case.noise, scale, shift], cot)
+    size = float(cot.abs().max() / a.min().sqrt()) * 10 * len(x_t) * (1 + float(x_t.abs().max()))
+    expect_grads(r, {"x_t": x_t, "noise": case.noise}, [d_x, d_noise], what="x_prev", atol=atol_for(case.dtype, size))
+    grads = r.grad(model) or {}
+    for pname, expected in (("scale", d_scale), ("shift", d_shift)):
+        expect(grads.get(pname) is not None, f"no gradient of x_prev reached the model's {pname}: keep the step "
+               "differentiable (no .detach(), .item() or torch.no_grad())")
+        expect_close(grads[pname], expected.to(case.dtype), what=f"gradient of x_prev wrt the model's {pname}",
+                     atol=atol_for(case.dtype, size))
     expect_unchanged(r, x_t, case.t, t_prev, case.alpha_bars, case.noise)
 
 
