@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from sklearn.datasets import make_moons
 
 from grader.checks import Fixture, StudentObject
-from grader.worker.fixtures import mlp
+from grader.worker.fixtures import build, mlp
 
 F64 = torch.float64
 
@@ -104,6 +104,20 @@ def constant_conditioner(s0: torch.Tensor, t0: torch.Tensor) -> Fixture:
     d = s0.numel()
     weights = {"0.weight": torch.zeros(2 * d, d, dtype=s0.dtype), "0.bias": torch.cat([s0, t0])}
     return Fixture("mlp_net", {"sizes": [d, 2 * d]}, weights)
+
+
+def coupling_definition(mask: torch.Tensor, net: Fixture, x: torch.Tensor) -> tuple[torch.nn.Module, torch.Tensor,
+                                                                                    torch.Tensor]:
+    """The handout's coupling in float64 with the conditioner built here: (net, y [B, D], log_det [B]).
+
+    s, t = net(x * mask).chunk(2, -1); s = tanh(s); y = mask x + (1 - mask)(x exp(s) + t);
+    log_det = sum_d (1 - mask_d) s_d.
+    """
+    module = build(net.name, net.params, {k: v.to(F64) for k, v in net.weights.items()})
+    mask, x = mask.to(F64), x.to(F64)
+    s, t = module(x * mask).chunk(2, dim=-1)
+    s = torch.tanh(s)
+    return module, mask * x + (1 - mask) * (x * torch.exp(s) + t), ((1 - mask) * s).sum(-1)
 
 
 def coupling(mask: torch.Tensor, net: Fixture) -> StudentObject:
