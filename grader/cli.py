@@ -107,10 +107,10 @@ def validate(
     docs: bool = typer.Option(False, "--docs", help="refresh the table in docs/assignments.md"),
 ) -> None:
     """Reference full marks under many seeds, template 0, and >= 95% of mutants killed."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     from . import validate as validation
     from .assignment import UnknownAssignment
-
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     ids = assignment_ids() if assignment == "all" else [assignment]
     reports = []

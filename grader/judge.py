@@ -40,7 +40,6 @@ except (ImportError, AttributeError):  # pragma: no cover
     pass
 
 
-
 def _draw_without_source_constants() -> None:
     """Make what a check draws depend on its seed alone.
 

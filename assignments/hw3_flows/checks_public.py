@@ -396,6 +396,8 @@ def coupling_parameter_gradients(student, data, case):
     """The gradients of <cot, y> and <cot, log_det> wrt every parameter of the conditioner equal
     those of the handout's definition, differentiated here (they can be 0 where tanh saturates)."""
     mask, net, x = case
+    module, *outputs = coupling_definition(mask, net, x)
+    names, params = zip(*module.named_parameters())
     for index, what in ((0, "y"), (1, "log_det")):
         cot = data.draw(tensors(x.shape if index == 0 else x.shape[:1], F64, low=-2, high=2))
         r, _, _ = forward(student, mask, net, x, wrt=(net,), output=(index,), cotangent=cot)
@@ -403,9 +405,7 @@ def coupling_parameter_gradients(student, data, case):
         missing = [k for k in net.weights if grads.get(k) is None]
         expect(not missing, f"no gradient reached the conditioner's parameters {missing} from {what}: use the net "
                             "you were given, inside the autograd graph (no .detach(), no torch.no_grad())")
-        module, *outputs = coupling_definition(mask, net, x)
-        names, params = zip(*module.named_parameters())
-        expected = torch.autograd.grad(outputs[index], params, cot, allow_unused=True)
+        expected = torch.autograd.grad(outputs[index], params, cot, allow_unused=True, retain_graph=True)
         for pname, value in zip(names, expected):
             value = torch.zeros_like(grads[pname]) if value is None else value
             expect_close(grads[pname], value, what=f"d <cot, {what}> / d net.{pname} (mask = {mask.tolist()})",
