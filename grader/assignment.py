@@ -69,14 +69,23 @@ def load_assignment(assignment_id: str, *, hidden: bool = True) -> Assignment:
             raise ConfigError(f"{path / (name + '.py')}: `checks` must be Checks(hidden={name == 'checks_hidden'})")
         checks.extend(registry.items)
         digest.update((path / f"{name}.py").read_bytes())
-    _validate(config, checks, path)
+    _validate(config, checks, path, complete=hidden)
     return Assignment(config, path, tuple(checks), digest.hexdigest()[:16])
 
 
-def _validate(config: AssignmentConfig, checks: list[Check], path: Path) -> None:
+def _validate(config: AssignmentConfig, checks: list[Check], path: Path, *, complete: bool) -> None:
+    """Names in the config, positive points, unique names and ids, and ``requires`` naming real checks
+    (``complete``: the hidden checks are loaded too, so every required id must be there)."""
     names = set(config.functions)
     seen: set[str] = set()
+    ids = [c.id for c in checks]
     for c in checks:
+        if ids.count(c.id) > 1:
+            raise ConfigError(f"{path}: two checks have the id '{c.id}' (the check function's name)")
+        unknown = [r for r in c.requires if r not in ids]
+        if (unknown and complete) or c.id in c.requires:
+            raise ConfigError(f"{path}: check '{c.id}' requires {', '.join(unknown) or c.id}, which is not another "
+                              "check of this assignment")
         for fn in c.needs:
             if fn.split(".")[0] not in names:
                 raise ConfigError(f"{path}: check '{c.id}' uses '{fn}', which is not in config field 'functions'")

@@ -19,6 +19,17 @@ Each file makes one registry and adds checks to it::
 ``student.kl_normal(...)`` runs the student's function in the worker and
 returns its decoded output; ``student.call(...)`` also returns gradients and
 the inputs as they were after the call (see ``Student.call``).
+
+Value pins and what they gate: a check that tests consistency (forward and
+inverse agree) or a special case (``w = 0`` gives ``eps_uncond``) can be
+passed by a degenerate answer (the identity, zeros, an echo of an input). It
+names the checks that pin the function's value on generic inputs::
+
+    @checks.add("AffineCoupling.inverse", "inverse(forward(x)) = x", requires=("coupling_forward_definition",))
+
+and its points count only when those pass (``judge.apply_requirements``).
+A required check that is not part of the run (a hidden pin under ``check``)
+gates nothing.
 """
 from __future__ import annotations
 
@@ -47,6 +58,7 @@ class Check:
     timeout: float | None = None  # per-call seconds (None: the assignment default)
     hidden: bool = False  # set by the registry of checks_hidden.py
     tags: tuple[str, ...] = ()
+    requires: tuple[str, ...] = ()  # ids of value-pinning checks; this check's points count only when they pass
 
     @property
     def name(self) -> str:
@@ -79,9 +91,11 @@ class Checks:
         examples: int | None = None,
         timeout: float | None = None,
         tags: tuple[str, ...] = (),
+        requires: tuple[str, ...] = (),
     ) -> Callable[[Callable], Callable]:
         def register(fn: Callable) -> Callable:
-            self.items.append(Check(function, prop, points, fn, tuple(uses), examples, timeout, self.hidden, tuple(tags)))
+            self.items.append(Check(function, prop, points, fn, tuple(uses), examples, timeout, self.hidden,
+                                    tuple(tags), tuple(requires)))
             return fn
 
         return register

@@ -31,12 +31,19 @@ def template_source(reference_source: str) -> str:
             body.append(stmt)
     pieces: list[str] = []
     for i, stmt in enumerate(body):
+        if i == 0 and _is_docstring(stmt):  # as written: ast.unparse would make it one line of escapes
+            pieces.append(ast.get_source_segment(reference_source, stmt) or ast.unparse(stmt))
+            continue
         is_def = isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
         gap = "" if i == 0 else "\n\n\n" if is_def or isinstance(body[i - 1], ast.ClassDef | ast.FunctionDef) else "\n"
         if i == 1 and not is_def:
             gap = "\n\n"  # after the module docstring
         pieces.append(gap + ast.unparse(stmt))
     return "".join(pieces).replace("raise NotImplementedError('__TODO__')", TODO) + "\n"
+
+
+def _is_docstring(stmt: ast.stmt) -> bool:
+    return isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant) and isinstance(stmt.value.value, str)
 
 
 def _blank(node: ast.stmt) -> ast.stmt:

@@ -73,6 +73,7 @@ class CheckResult:
     score: float
     output: str  # empty when passed; else what failed, for the student
     elapsed: float
+    gated_by: tuple[str, ...] = ()  # the property held, but these required checks failed (so it scores 0)
 
 
 @dataclass
@@ -133,15 +134,20 @@ def grade(
         sandbox, submission.files, submission.module, import_timeout=limits.import_timeout_s,
         max_frame_bytes=limits.max_frame_mb << 20, device=device,
     )
+    pins = required_checks(checks)
+    reported = 0  # results already handed to ``progress``
     try:
-        for c in checks:
+        for i, c in enumerate(checks):
             r = run_check(
                 c, client, seed=check_seed(seed, assignment.id, c.id), examples=c.examples or assignment.config.examples,
                 timeout=timeout or c.timeout or limits.timeout_s, shrink=shrink, module=submission.module,
             )
             result.results.append(r)
-            if progress:
-                progress(r)
+            pending = {x.id for x in checks[i + 1:]}
+            apply_requirements(result.results, pins, pending)
+            while progress and reported <= i and not pins[result.results[reported].check.id] & pending:
+                progress(result.results[reported])  # in order, once its score is final
+                reported += 1
             if stop_at_first_failure and not r.passed:
                 break
         status = client.module()
@@ -149,9 +155,51 @@ def grade(
             result.problem = f"{submission.module} could not be imported: {status.error}"
     finally:
         client.close()
+    apply_requirements(result.results, pins)
+    for r in result.results[reported:] if progress else ():
+        progress(r)
     add_root_cause_hints(result.results, student_calls(submission.files.get(f"{submission.module}.py", b"")))
     result.elapsed = time.monotonic() - started
     return result
+
+
+def required_checks(checks: list[Check]) -> dict[str, frozenset[str]]:
+    """Check id -> the ids of the checks in ``checks`` it requires, directly or through others."""
+    direct = {c.id: set(c.requires) for c in checks}
+    closure: dict[str, frozenset[str]] = {}
+    for c in checks:
+        seen, stack = set(), list(direct[c.id])
+        while stack:
+            pin = stack.pop()
+            if pin in direct and pin not in seen and pin != c.id:
+                seen.add(pin)
+                stack += direct[pin]
+        closure[c.id] = frozenset(seen)
+    return closure
+
+
+def apply_requirements(results: list[CheckResult], pins: dict[str, frozenset[str]],
+                       pending: set[str] | frozenset[str] = frozenset()) -> None:
+    """A passed check whose value pins failed scores 0 (``pins``: from ``required_checks``).
+
+    Consistency and special-case properties (forward and inverse agree, ``w = 0``
+    gives ``eps_uncond``) hold for degenerate answers too: the identity, zeros,
+    an echo of an input. Their points count only when the checks pinning the
+    function's value on generic inputs pass. A required check that is not
+    part of the run (a hidden pin under ``check``) gates nothing; one still
+    ``pending`` gates nothing yet.
+    """
+    by_id = {r.check.id: r for r in results}
+    for r in results:
+        if not r.passed or pins[r.check.id] & pending:
+            continue
+        failed = [by_id[p] for p in sorted(pins[r.check.id]) if p in by_id and not (by_id[p].passed or by_id[p].gated_by)]
+        if failed:
+            names = "; ".join(f"'{p.check.name}'" for p in failed)
+            r.passed, r.score, r.gated_by = False, 0.0, tuple(p.check.name for p in failed)
+            r.output = (f"Counts only when {names} also passes. This property holds for your code, but on its own "
+                        "it also holds for answers that are not the function (zeros, the identity, an echo of an "
+                        "input), so it scores only together with the check that pins the value. Fix that check first.")
 
 
 def run_check(check: Check, client: WorkerClient, *, seed: int, examples: int, timeout: float, shrink: bool,

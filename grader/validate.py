@@ -16,7 +16,16 @@ The flow, for one assignment:
    sorted by id within each operator, taken round-robin across operators, so
    every operator is represented and the sample only changes when the
    reference (or the list) does.
-4. survivors are compared with ``assignments/<id>/equivalent_mutants.toml``::
+4. alternatives: ``assignments/<id>/alternatives/*.py``, correct modules
+   written from the handout alone in styles unlike the reference (log-space
+   forms, ``torch.distributions``, loops, einsum, float64 inside,
+   renormalising defensively), each graded with every check under the first
+   ``ALTERNATIVE_SEEDS`` reference seeds: each must score full marks.
+5. degenerate answers (``grader.degenerate``): generated modules whose every
+   function returns zeros, ones or an echo of an input (each must score 0),
+   and the hand-written special-case answers of ``assignments/<id>/degenerate/``
+   (the checks of the functions each replaces must earn 0 points).
+6. survivors are compared with ``assignments/<id>/equivalent_mutants.toml``::
 
        [[equivalent]]
        id = "e9ca293ea61c"
@@ -24,9 +33,10 @@ The flow, for one assignment:
        description = "line 88: `torch.broadcast_shapes(a, b)` -> `torch.broadcast_shapes(b, a)`"
        reason = "broadcasting is symmetric"
 
-Validation passes when the reference scores full marks under every seed, the
-template scores 0, no survivor is missing from that list, and at least
-``KILL_TARGET`` of the non-equivalent mutants are killed.
+Validation passes when the reference and every alternative score full marks
+under every seed they run, the template and every degenerate answer score 0
+(on the functions they replace), no survivor is missing from that list, and at
+least ``KILL_TARGET`` of the non-equivalent mutants are killed.
 
 Every grade runs in the process sandbox, so each starts its own worker
 subprocess; with ``workers > 1`` the grades are spread over a process pool.
@@ -51,6 +61,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+from . import degenerate
 from .assignment import Assignment, load_assignment
 from .checks import Check
 from .handout import template_source
@@ -60,6 +71,8 @@ KILL_TARGET = 0.95  # share of non-equivalent mutants the checks must kill
 QUICK_MUTANTS = 12  # mutants graded by --quick (what CI runs for every assignment)
 QUICK_SEEDS = 2  # reference seeds graded by --quick
 FULL_SEEDS = 50
+ALTERNATIVE_SEEDS = 10  # each alternative correct implementation runs under the first seeds of the reference's
+ALTERNATIVES = "alternatives"  # assignments/<id>/alternatives/*.py
 EQUIVALENT_FILE = "equivalent_mutants.toml"
 DOCS_TABLE = Path(__file__).resolve().parents[1] / "docs" / "assignments.md"
 TABLE_START, TABLE_END = "<!-- validate-table:start -->", "<!-- validate-table:end -->"
@@ -88,6 +101,16 @@ class MutantOutcome:
     elapsed: float
 
 
+@dataclass(frozen=True)
+class DegenerateOutcome:
+    """A degenerate answer and the points it earned on the functions it replaces (must be 0)."""
+
+    label: str  # "zeros", "echo", or "degenerate/<file stem>"
+    functions: tuple[str, ...]  # what it replaces ("every function" for the generated ones)
+    points: float
+    passed: tuple[str, ...]  # names of the checks that gave it points
+
+
 @dataclass
 class ValidationReport:
     """Everything `validate` measured for one assignment."""
@@ -105,6 +128,9 @@ class ValidationReport:
     mutants_total: int  # mutants of the reference (all of them, even when quick samples a few)
     outcomes: list[MutantOutcome]  # the mutants graded
     equivalents: list[Equivalent]  # the committed list
+    alternatives: dict[str, dict[str, list[int]]] = field(default_factory=dict)  # file -> failed check -> seeds
+    alternative_seeds: list[int] = field(default_factory=list)
+    degenerates: list[DegenerateOutcome] = field(default_factory=list)
     wall_time: float = 0.0
     problems: list[str] = field(default_factory=list)  # reference/template could not be graded, say
 
@@ -145,8 +171,17 @@ class ValidationReport:
         return not self.flaky and not self.problems
 
     @property
+    def alternatives_ok(self) -> bool:
+        return not any(self.alternatives.values())
+
+    @property
+    def degenerates_ok(self) -> bool:
+        return all(d.points == 0 for d in self.degenerates)
+
+    @property
     def passed(self) -> bool:
         return (self.reference_ok and self.template_score == 0 and not self.template_passed
+                and self.alternatives_ok and self.degenerates_ok
                 and not self.unlisted_survivors and self.kill_rate >= KILL_TARGET)
 
     def operator_counts(self) -> dict[str, tuple[int, int]]:
@@ -158,19 +193,24 @@ class ValidationReport:
         return {k: (v[0], v[1]) for k, v in sorted(counts.items())}
 
     def as_markdown_row(self) -> str:
-        """| assignment | functions | checks | points | mutants killed/total | equivalent | seeds | wall time |"""
+        """One row of ``TABLE_HEADER``."""
         sampled = f" (quick sample of {self.mutants_total})" if self.quick else ""
+        full_alternatives = sum(not failed for failed in self.alternatives.values())
+        zero_degenerates = sum(d.points == 0 for d in self.degenerates)
         cells = [
             f"`{self.assignment_id}`", str(self.functions), str(self.checks), f"{self.points:g}",
             f"{len(self.killed)}/{len(self.outcomes)}{sampled}", str(len(self.listed_survivors)),
             f"{len(self.seeds) - len({s for v in self.flaky.values() for s in v})}/{len(self.seeds)}",
+            f"{full_alternatives}/{len(self.alternatives)} ({len(self.alternative_seeds)} seeds)",
+            f"{zero_degenerates}/{len(self.degenerates)}",
             _minutes(self.wall_time),
         ]
         return "| " + " | ".join(cells) + " |"
 
 
 TABLE_HEADER = ("| assignment | functions | checks | points | mutants killed/total | equivalent | "
-                "reference full marks (seeds) | wall time |\n|---|---:|---:|---:|---:|---:|---:|---:|")
+                "reference full marks (seeds) | alternatives full marks | degenerate answers at 0 | wall time |\n"
+                "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 
 
 def _minutes(seconds: float) -> str:
@@ -208,19 +248,27 @@ def validate(
     seed_list = [assignment.config.seed + i for i in range(n_seeds)]
     all_checks = [c.id for c in assignment.checks]
 
-    jobs: list[Job] = [Job(assignment_id, f"reference seed {s}", reference, tuple(all_checks), s, False)
+    alternatives = alternative_sources(assignment)
+    alternative_seeds = seed_list[:ALTERNATIVE_SEEDS]
+    degenerates = degenerate_sources(assignment, reference)
+
+    jobs: list[Job] = [Job(assignment_id, f"reference seed {s}", reference, tuple(all_checks), s)
                        for s in seed_list]
     jobs.append(Job(assignment_id, "blank template", template_source(reference), tuple(all_checks),
-                    assignment.config.seed, False))
+                    assignment.config.seed))
+    jobs += [Job(assignment_id, f"alternative {name} seed {s}", source, tuple(all_checks), s)
+             for name, source in alternatives.items() for s in alternative_seeds]
+    jobs += [Job(assignment_id, f"degenerate {label}", source, tuple(all_checks), assignment.config.seed, shrink=False)
+             for label, (_, source) in degenerates.items()]
     jobs += [Job(assignment_id, f"mutant {m.id}", m.source, tuple(c.id for c in checks_for(assignment, m.function)),
-                 assignment.config.seed, True) for m in graded]
+                 assignment.config.seed, shrink=False, stop_at_first_failure=True) for m in graded]
     results = dict(zip((j.label for j in jobs), _run_all(jobs, workers, progress)))
 
     report = ValidationReport(
         assignment_id=assignment_id, functions=len(assignment.config.functions), checks=len(assignment.checks),
         points=assignment.max_score, quick=quick, seeds=seed_list, flaky={}, flaky_output={},
         template_score=0.0, template_passed=[], mutants_total=len(all_mutants), outcomes=[],
-        equivalents=equivalents,
+        equivalents=equivalents, alternative_seeds=alternative_seeds,
     )
     for s in seed_list:
         r = results[f"reference seed {s}"]
@@ -233,6 +281,21 @@ def validate(
     if t.error:
         report.problems.append(f"blank template: {t.error}")
     report.template_score, report.template_passed = t.score, list(t.passed)
+    for name in alternatives:
+        failed = report.alternatives.setdefault(name, {})
+        for s in alternative_seeds:
+            r = results[f"alternative {name} seed {s}"]
+            for check_name in [f"grader error: {r.error}"] if r.error else [n for n, _ in r.failed]:
+                failed.setdefault(check_name, []).append(s)
+    for label, (functions, _) in degenerates.items():
+        r = results[f"degenerate {label}"]
+        owners = {f.split(".")[0] for f in functions}
+        function_of = {c.name: c.function.split(".")[0] for c in assignment.checks}
+        earned = [(c, p) for c, p in r.points.items() if not functions or function_of[c] in owners]
+        report.degenerates.append(DegenerateOutcome(label, functions, sum(p for _, p in earned),
+                                                    tuple(c for c, _ in earned)))
+        if r.error:
+            report.problems.append(f"degenerate {label}: {r.error}")
     for m in graded:
         r = results[f"mutant {m.id}"]
         if r.error:
@@ -251,6 +314,23 @@ def reference_source(assignment: Assignment) -> str:
     import reference
 
     return (Path(reference.__file__).parent / f"{assignment.config.module}.py").read_text()
+
+
+def alternative_sources(assignment: Assignment) -> dict[str, str]:
+    """``alternatives/<name>.py`` of an assignment: name -> source."""
+    folder = assignment.path / ALTERNATIVES
+    return {p.stem: p.read_text() for p in sorted(folder.glob("*.py"))} if folder.is_dir() else {}
+
+
+def degenerate_sources(assignment: Assignment, reference: str) -> dict[str, tuple[tuple[str, ...], str]]:
+    """label -> (the functions it replaces, () for all of them; module source), generated and hand-written."""
+    out: dict[str, tuple[tuple[str, ...], str]] = {
+        kind: ((), degenerate.generated(reference, list(assignment.config.functions), kind))
+        for kind in degenerate.KINDS}
+    for name, fragment in degenerate.hand_written(assignment.path).items():
+        out[f"{degenerate.FOLDER}/{name}"] = (tuple(degenerate.defined_names(fragment)),
+                                              degenerate.with_fragment(reference, fragment))
+    return out
 
 
 def checks_for(assignment: Assignment, function: str) -> list[Check]:
@@ -305,7 +385,8 @@ class Job:
     source: str
     check_ids: tuple[str, ...]  # in the order to run
     seed: int
-    fast: bool  # stop at the first failure, no shrinking (mutants)
+    shrink: bool = True  # shrink counterexamples (off where only pass/fail matters)
+    stop_at_first_failure: bool = False  # mutants: one failing check kills
 
 
 @dataclass(frozen=True)
@@ -315,6 +396,7 @@ class JobResult:
     failed: tuple[tuple[str, str], ...]  # (check name, output)
     elapsed: float
     error: str = ""  # the grader raised: validation cannot trust this grade
+    points: dict[str, float] = field(default_factory=dict)  # check name -> points earned, where > 0
 
 
 def run_job(job: Job) -> JobResult:
@@ -329,13 +411,14 @@ def run_job(job: Job) -> JobResult:
         by_id = {c.id: c for c in assignment.checks}
         sub = submission_from_bytes(job.source.encode(), assignment.config.module)
         g = grade(assignment, sub, sandbox=make_sandbox(assignment, kind="process"),
-                  checks=[by_id[i] for i in job.check_ids], seed=job.seed, shrink=not job.fast,
-                  stop_at_first_failure=job.fast)
+                  checks=[by_id[i] for i in job.check_ids], seed=job.seed, shrink=job.shrink,
+                  stop_at_first_failure=job.stop_at_first_failure)
     except Exception as exc:  # a grader bug, not a verdict on the source
         return JobResult(0.0, (), (), time.monotonic() - start, f"{type(exc).__name__}: {exc}")
     return JobResult(
         g.score, tuple(r.check.name for r in g.results if r.passed),
         tuple((r.check.name, r.output) for r in g.results if not r.passed), time.monotonic() - start,
+        points={r.check.name: r.score for r in g.results if r.score > 0},
     )
 
 
@@ -396,6 +479,21 @@ def print_report(console, report: ValidationReport) -> None:  # console: rich.co
     console.print(f"  {ok if template_ok else bad} blank template: {report.template_score:g}/{report.points:g}")
     for name in report.template_passed:
         console.print(f"      passes: {escape(name)}")
+    if report.alternatives:
+        full = sum(not failed for failed in report.alternatives.values())
+        console.print(f"  {ok if report.alternatives_ok else bad} alternative correct implementations: {full}/"
+                      f"{len(report.alternatives)} full marks under {len(report.alternative_seeds)} seeds")
+    for name, failed in report.alternatives.items():
+        for check_name, seeds in failed.items():
+            console.print(f"      {escape(name)} fails {escape(check_name)} (seeds {', '.join(map(str, seeds))})")
+    if report.degenerates:
+        zero = sum(d.points == 0 for d in report.degenerates)
+        console.print(f"  {ok if report.degenerates_ok else bad} degenerate answers: {zero}/{len(report.degenerates)} "
+                      "earn nothing")
+    for d in report.degenerates:
+        if d.points:
+            what = ", ".join(d.functions) or "every function"
+            console.print(f"      {escape(d.label)} ({escape(what)}) earns {d.points:g}: {escape('; '.join(d.passed))}")
     rate_ok = report.kill_rate >= KILL_TARGET
     console.print(f"  {ok if rate_ok else bad} mutants: {len(report.killed)}/{len(report.outcomes)} killed, "
                   f"{len(report.listed_survivors)} equivalent (listed), {report.kill_rate:.1%} of the non-equivalent "

@@ -1,6 +1,8 @@
 """Assignment configs: every assignment loads, and a bad config is one message naming the field."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from grader.assignment import assignment_ids, load_assignment
@@ -64,3 +66,30 @@ def test_public_checks_do_not_need_the_reference(monkeypatch):
         monkeypatch.setitem(sys.modules, "reference", None)  # any `import reference...` now raises ImportError
         importlib.import_module(f"assignments.{assignment_id}.checks_public")
         load_assignment(assignment_id, hidden=False)
+
+
+def test_requires_must_name_another_check_of_the_assignment():
+    from grader.assignment import _validate
+    from grader.checks import Checks
+
+    config = load_assignment("hw2_vae").config
+    checks = Checks()
+
+    @checks.add("kl_normal", "matches the definition")
+    def kl_value(student):
+        pass
+
+    @checks.add("kl_normal", "zero for equal arguments", requires=("kl_value",))
+    def kl_zero(student):
+        pass
+
+    config_path = Path("hw2_vae")
+    _validate(config, checks.items, config_path, complete=True)
+
+    @checks.add("kl_normal", "non-negative", requires=("kl_valeu",))
+    def kl_positive(student):
+        pass
+
+    _validate(config, checks.items, config_path, complete=False)  # could be a hidden check: not loaded
+    with pytest.raises(ConfigError, match="requires kl_valeu, which is not another check"):
+        _validate(config, checks.items, config_path, complete=True)

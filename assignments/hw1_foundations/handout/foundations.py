@@ -1,4 +1,25 @@
-'Homework 1: foundations (sampling, maximum likelihood, Gaussian mixtures).\n\nYou will implement\n\n* the Box-Muller transform (Box & Muller, 1958, "A Note on the Generation of\n  Random Normal Deviates"), which turns two independent Uniform(0, 1] numbers\n  into two independent standard normal numbers;\n* maximum-likelihood estimation of a multivariate Gaussian\n  (Bishop, 2006, "Pattern Recognition and Machine Learning", eqs. 2.121-2.122);\n* the log-density of a diagonal Gaussian and of a mixture of diagonal\n  Gaussians (Bishop 2006, eq. 9.7), computed stably with ``torch.logsumexp``;\n* one iteration of Expectation-Maximisation for that mixture\n  (Dempster, Laird & Rubin, 1977; Bishop 2006, section 9.2.2, eqs. 9.23-9.27,\n  here with diagonal covariances and everything in log space).\n\nConventions: Gaussians are parametrised by their mean and *natural-log*\nvariance ``log_var``. "Summed over the last dim" means the last dimension is\nthe event dimension and all leading dimensions broadcast. Keep the dtype and\ndevice of the inputs, never modify inputs in place, keep everything\ndifferentiable, and stay numerically stable (means up to |1e3|, log-variances\nin [-30, 30], points far from every mixture component).\n'
+"""Homework 1: foundations (sampling, maximum likelihood, Gaussian mixtures).
+
+You will implement
+
+* the Box-Muller transform (Box & Muller, 1958, "A Note on the Generation of
+  Random Normal Deviates"), which turns two independent Uniform(0, 1] numbers
+  into two independent standard normal numbers;
+* maximum-likelihood estimation of a multivariate Gaussian
+  (Bishop, 2006, "Pattern Recognition and Machine Learning", eqs. 2.121-2.122);
+* the log-density of a diagonal Gaussian and of a mixture of diagonal
+  Gaussians (Bishop 2006, eq. 9.7), computed stably with ``torch.logsumexp``;
+* one iteration of Expectation-Maximisation for that mixture
+  (Dempster, Laird & Rubin, 1977; Bishop 2006, section 9.2.2, eqs. 9.23-9.27,
+  here with diagonal covariances and everything in log space).
+
+Conventions: Gaussians are parametrised by their mean and *natural-log*
+variance ``log_var``. "Summed over the last dim" means the last dimension is
+the event dimension and all leading dimensions broadcast. Keep the dtype and
+device of the inputs, never modify inputs in place, keep everything
+differentiable, and stay numerically stable (means up to |1e3|, log-variances
+in [-30, 30], points far from every mixture component).
+"""
 
 from __future__ import annotations
 import math

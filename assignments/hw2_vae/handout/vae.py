@@ -1,4 +1,25 @@
-'Homework 2: variational autoencoders.\n\nYou will implement the building blocks of a VAE (Kingma & Welling, 2014,\n"Auto-Encoding Variational Bayes") and of its importance-weighted variant\n(Burda, Grosse & Salakhutdinov, 2016, "Importance Weighted Autoencoders").\n\nThe model is ``p(z) = N(0, I)``, ``p(x | z) = Bernoulli(sigmoid(decode(z)))``\nand the amortised posterior is ``q(z | x) = N(mean, diag(exp(log_var)))`` with\n``(mean, log_var) = encode(x)``.\n\n* ELBO (Kingma & Welling 2014, eq. 3):\n  ``log p(x) >= E_q[log p(x|z)] - KL(q(z|x) || p(z))``.\n* IWAE bound (Burda et al. 2016, eq. 8):\n  ``log p(x) >= E[log (1/k) sum_i p(x, z_i) / q(z_i|x)]``, ``z_i ~ q(z|x)``.\n\nConventions: Gaussians are parametrised by their mean and *natural-log*\nvariance ``log_var``. "Summed over the last dim" means the last dimension is\nthe event dimension and all leading dimensions broadcast. Keep the dtype and\ndevice of the inputs, never modify inputs in place, keep everything\ndifferentiable, and stay numerically stable (finite values and gradients for\nlogits up to |100|, means up to |1e3|, log-variances in [-30, 30]).\n'
+"""Homework 2: variational autoencoders.
+
+You will implement the building blocks of a VAE (Kingma & Welling, 2014,
+"Auto-Encoding Variational Bayes") and of its importance-weighted variant
+(Burda, Grosse & Salakhutdinov, 2016, "Importance Weighted Autoencoders").
+
+The model is ``p(z) = N(0, I)``, ``p(x | z) = Bernoulli(sigmoid(decode(z)))``
+and the amortised posterior is ``q(z | x) = N(mean, diag(exp(log_var)))`` with
+``(mean, log_var) = encode(x)``.
+
+* ELBO (Kingma & Welling 2014, eq. 3):
+  ``log p(x) >= E_q[log p(x|z)] - KL(q(z|x) || p(z))``.
+* IWAE bound (Burda et al. 2016, eq. 8):
+  ``log p(x) >= E[log (1/k) sum_i p(x, z_i) / q(z_i|x)]``, ``z_i ~ q(z|x)``.
+
+Conventions: Gaussians are parametrised by their mean and *natural-log*
+variance ``log_var``. "Summed over the last dim" means the last dimension is
+the event dimension and all leading dimensions broadcast. Keep the dtype and
+device of the inputs, never modify inputs in place, keep everything
+differentiable, and stay numerically stable (finite values and gradients for
+logits up to |100|, means up to |1e3|, log-variances in [-30, 30]).
+"""
 
 from __future__ import annotations
 import math

@@ -1,4 +1,25 @@
-'Homework 3: autoregressive models and normalising flows.\n\nYou will implement\n\n* the connectivity masks of MADE (Germain, Gregor, Murray & Larochelle, 2015,\n  "MADE: Masked Autoencoder for Distribution Estimation", section 4 and\n  eqs. 12-13): every unit gets a *degree*; a hidden unit of degree ``m`` may\n  see inputs of degree ``<= m`` and an output of degree ``d`` may see hidden\n  units of degree ``< d``, so output ``i`` depends only on inputs that come\n  before it in the ordering;\n* the causal convolution masks of PixelCNN (van den Oord, Kalchbrenner &\n  Kavukcuoglu, 2016, "Pixel Recurrent Neural Networks", section 3.4): mask\n  \'A\' (first layer) hides the current pixel, mask \'B\' lets it through;\n* the affine coupling layer of RealNVP (Dinh, Sohl-Dickstein & Bengio, 2017,\n  "Density estimation using Real NVP", eqs. 6-9) with a ``tanh``-bounded\n  log-scale, and its exact inverse and log-determinant;\n* the change-of-variables log-likelihood of a stack of flow layers\n  (Dinh et al. 2017, eq. 3): ``log p(x) = log N(f(x); 0, I) + sum_l log|det J_l|``.\n\nConventions: keep the dtype and device of the inputs, never modify inputs in\nplace, and keep everything differentiable.\n'
+"""Homework 3: autoregressive models and normalising flows.
+
+You will implement
+
+* the connectivity masks of MADE (Germain, Gregor, Murray & Larochelle, 2015,
+  "MADE: Masked Autoencoder for Distribution Estimation", section 4 and
+  eqs. 12-13): every unit gets a *degree*; a hidden unit of degree ``m`` may
+  see inputs of degree ``<= m`` and an output of degree ``d`` may see hidden
+  units of degree ``< d``, so output ``i`` depends only on inputs that come
+  before it in the ordering;
+* the causal convolution masks of PixelCNN (van den Oord, Kalchbrenner &
+  Kavukcuoglu, 2016, "Pixel Recurrent Neural Networks", section 3.4): mask
+  'A' (first layer) hides the current pixel, mask 'B' lets it through;
+* the affine coupling layer of RealNVP (Dinh, Sohl-Dickstein & Bengio, 2017,
+  "Density estimation using Real NVP", eqs. 6-9) with a ``tanh``-bounded
+  log-scale, and its exact inverse and log-determinant;
+* the change-of-variables log-likelihood of a stack of flow layers
+  (Dinh et al. 2017, eq. 3): ``log p(x) = log N(f(x); 0, I) + sum_l log|det J_l|``.
+
+Conventions: keep the dtype and device of the inputs, never modify inputs in
+place, and keep everything differentiable.
+"""
 
 from __future__ import annotations
 import math

@@ -1,4 +1,28 @@
-'Homework 4: adversarial losses.\n\nYou will implement the training objectives of\n\n* the original GAN (Goodfellow et al., 2014, "Generative Adversarial Nets",\n  eq. 1), both the saturating minimax generator loss and the non-saturating\n  heuristic of section 3;\n* least-squares GANs (Mao et al., 2017, "Least Squares Generative Adversarial\n  Networks", eq. 2 with a = 0, b = c = 1);\n* Wasserstein GANs (Arjovsky, Chintala & Bottou, 2017, "Wasserstein GAN",\n  eq. 3) and the gradient penalty of WGAN-GP (Gulrajani et al., 2017,\n  "Improved Training of Wasserstein GANs", eq. 3 and Algorithm 1);\n* the cycle-consistency loss of CycleGAN (Zhu, Park, Isola & Efros, 2017,\n  "Unpaired Image-to-Image Translation using Cycle-Consistent Adversarial\n  Networks", eq. 2).\n\nMinimax / non-saturating losses take discriminator *logits* ``l`` with\n``D(x) = sigmoid(l)``; the other losses take raw critic outputs. Every loss\nreturns a scalar (0-dim tensor) built from means over the batch.\n\nStability: never compute ``log(sigmoid(l))`` or ``log(1 - sigmoid(l))``\ndirectly; use ``F.logsigmoid(l)`` and ``log(1 - sigmoid(l)) = logsigmoid(-l)``\nso that values and gradients stay finite for logits up to |100|.\nKeep the dtype and device of the inputs and keep everything differentiable.\n'
+"""Homework 4: adversarial losses.
+
+You will implement the training objectives of
+
+* the original GAN (Goodfellow et al., 2014, "Generative Adversarial Nets",
+  eq. 1), both the saturating minimax generator loss and the non-saturating
+  heuristic of section 3;
+* least-squares GANs (Mao et al., 2017, "Least Squares Generative Adversarial
+  Networks", eq. 2 with a = 0, b = c = 1);
+* Wasserstein GANs (Arjovsky, Chintala & Bottou, 2017, "Wasserstein GAN",
+  eq. 3) and the gradient penalty of WGAN-GP (Gulrajani et al., 2017,
+  "Improved Training of Wasserstein GANs", eq. 3 and Algorithm 1);
+* the cycle-consistency loss of CycleGAN (Zhu, Park, Isola & Efros, 2017,
+  "Unpaired Image-to-Image Translation using Cycle-Consistent Adversarial
+  Networks", eq. 2).
+
+Minimax / non-saturating losses take discriminator *logits* ``l`` with
+``D(x) = sigmoid(l)``; the other losses take raw critic outputs. Every loss
+returns a scalar (0-dim tensor) built from means over the batch.
+
+Stability: never compute ``log(sigmoid(l))`` or ``log(1 - sigmoid(l))``
+directly; use ``F.logsigmoid(l)`` and ``log(1 - sigmoid(l)) = logsigmoid(-l)``
+so that values and gradients stay finite for logits up to |100|.
+Keep the dtype and device of the inputs and keep everything differentiable.
+"""
 
 from __future__ import annotations
 import torch

@@ -1,4 +1,37 @@
-'Homework 5: denoising diffusion probabilistic models.\n\nYou will implement the pieces of DDPM training and sampling:\n\n* noise schedules: linear (Ho, Jain & Abbeel, 2020, "Denoising Diffusion\n  Probabilistic Models", section 4) and cosine (Nichol & Dhariwal, 2021,\n  "Improved Denoising Diffusion Probabilistic Models", eq. 17);\n* the forward process ``q(x_t | x_0)`` (Ho et al. 2020, eq. 4) and its\n  posterior ``q(x_{t-1} | x_t, x_0)`` (eqs. 6-7);\n* the simplified noise-prediction loss (eq. 14) and ancestral sampling\n  (Algorithm 2, with ``sigma_t^2 = beta_tilde_t``);\n* DDIM sampling (Song, Meng & Ermon, 2021, "Denoising Diffusion Implicit\n  Models", eqs. 12 and 16);\n* classifier-free guidance (Ho & Salimans, 2022, "Classifier-Free Diffusion\n  Guidance", eq. 6, written here as ``eps_u + w (eps_c - eps_u)``);\n* dynamic thresholding (Saharia et al., 2022, "Photorealistic Text-to-Image\n  Diffusion Models with Deep Language Understanding" (Imagen), section 2.3);\n* inpainting by replacement of the known pixels (Lugmayr et al., 2022,\n  "RePaint: Inpainting using Denoising Diffusion Probabilistic Models", eq. 8).\n\nIndexing: timesteps are integer tensors ``t: [B]`` with values in\n``0 .. T-1`` indexing schedule tensors of length ``T`` (index ``t`` is the\npaper\'s step ``t + 1``). ``alpha_bars[t] = prod_{s <= t} (1 - betas[s])``, and\n"``alpha_bar`` before step 0" is 1. ``model(x_t, t)`` predicts the noise.\n\nPer-example coefficients (``[B]``, gathered with ``schedule[t]``) must be\nreshaped to ``[B, 1, ..., 1]`` so they broadcast over every non-batch dim of\nthe data (vectors ``[B, D]`` and images ``[B, C, H, W]`` alike).\n\nDtypes: schedules are returned in ``torch.get_default_dtype()``. When the\ndata is float32 and the schedule float64, the result must be float32: cast\nthe gathered coefficients to the data\'s dtype. Keep the device of the data,\nnever modify inputs in place, and keep everything differentiable.\n'
+"""Homework 5: denoising diffusion probabilistic models.
+
+You will implement the pieces of DDPM training and sampling:
+
+* noise schedules: linear (Ho, Jain & Abbeel, 2020, "Denoising Diffusion
+  Probabilistic Models", section 4) and cosine (Nichol & Dhariwal, 2021,
+  "Improved Denoising Diffusion Probabilistic Models", eq. 17);
+* the forward process ``q(x_t | x_0)`` (Ho et al. 2020, eq. 4) and its
+  posterior ``q(x_{t-1} | x_t, x_0)`` (eqs. 6-7);
+* the simplified noise-prediction loss (eq. 14) and ancestral sampling
+  (Algorithm 2, with ``sigma_t^2 = beta_tilde_t``);
+* DDIM sampling (Song, Meng & Ermon, 2021, "Denoising Diffusion Implicit
+  Models", eqs. 12 and 16);
+* classifier-free guidance (Ho & Salimans, 2022, "Classifier-Free Diffusion
+  Guidance", eq. 6, written here as ``eps_u + w (eps_c - eps_u)``);
+* dynamic thresholding (Saharia et al., 2022, "Photorealistic Text-to-Image
+  Diffusion Models with Deep Language Understanding" (Imagen), section 2.3);
+* inpainting by replacement of the known pixels (Lugmayr et al., 2022,
+  "RePaint: Inpainting using Denoising Diffusion Probabilistic Models", eq. 8).
+
+Indexing: timesteps are integer tensors ``t: [B]`` with values in
+``0 .. T-1`` indexing schedule tensors of length ``T`` (index ``t`` is the
+paper's step ``t + 1``). ``alpha_bars[t] = prod_{s <= t} (1 - betas[s])``, and
+"``alpha_bar`` before step 0" is 1. ``model(x_t, t)`` predicts the noise.
+
+Per-example coefficients (``[B]``, gathered with ``schedule[t]``) must be
+reshaped to ``[B, 1, ..., 1]`` so they broadcast over every non-batch dim of
+the data (vectors ``[B, D]`` and images ``[B, C, H, W]`` alike).
+
+Dtypes: schedules are returned in ``torch.get_default_dtype()``. When the
+data is float32 and the schedule float64, the result must be float32: cast
+the gathered coefficients to the data's dtype. Keep the device of the data,
+never modify inputs in place, and keep everything differentiable.
+"""
 
 from __future__ import annotations
 import math

@@ -1,4 +1,32 @@
-'Homework 6: score matching, Langevin dynamics, SDEs and energy-based models.\n\nYou will implement\n\n* denoising score matching (Vincent, 2011, "A Connection Between Score\n  Matching and Denoising Autoencoders", eq. 11; with a Gaussian kernel the\n  target score is ``-(x_tilde - x) / sigma^2 = -noise / sigma``);\n* sliced score matching (Song, Garg, Shi & Ermon, 2019, "Sliced Score\n  Matching: A Scalable Approach to Density and Score Estimation", eq. 7);\n* one step of (unadjusted) Langevin dynamics (Song & Ermon, 2019,\n  "Generative Modeling by Estimating Gradients of the Data Distribution",\n  eq. 4);\n* the variance-preserving (VP) SDE of Song et al. (2021, "Score-Based\n  Generative Modeling through Stochastic Differential Equations", eqs. 11,\n  29, 33): its Gaussian perturbation kernel, one Euler-Maruyama step of the\n  reverse-time SDE (eq. 6) and the probability-flow ODE drift (eq. 13);\n* the contrastive-divergence loss for energy-based models (Hinton, 2002,\n  "Training Products of Experts by Minimizing Contrastive Divergence").\n\nThe VP-SDE with linear ``beta(t) = beta_min + t (beta_max - beta_min)`` for\n``t`` in [0, 1] is ``dx = f(x, t) dt + g(t) dw`` with ``f(x, t) = -0.5 beta(t) x``\nand ``g(t)^2 = beta(t)``.\n\n``score_fn(x, sigma_or_t)`` returns a tensor shaped like ``x``;\n``energy_fn(x)`` returns ``[B]``. Per-example quantities ``[B]`` (``sigma``,\n``t``) must be reshaped to ``[B, 1, ..., 1]`` to broadcast over the non-batch\ndims; "sum_d" sums all non-batch dims. Keep the dtype and device of the data,\nnever modify inputs in place, and keep every loss differentiable.\n'
+"""Homework 6: score matching, Langevin dynamics, SDEs and energy-based models.
+
+You will implement
+
+* denoising score matching (Vincent, 2011, "A Connection Between Score
+  Matching and Denoising Autoencoders", eq. 11; with a Gaussian kernel the
+  target score is ``-(x_tilde - x) / sigma^2 = -noise / sigma``);
+* sliced score matching (Song, Garg, Shi & Ermon, 2019, "Sliced Score
+  Matching: A Scalable Approach to Density and Score Estimation", eq. 7);
+* one step of (unadjusted) Langevin dynamics (Song & Ermon, 2019,
+  "Generative Modeling by Estimating Gradients of the Data Distribution",
+  eq. 4);
+* the variance-preserving (VP) SDE of Song et al. (2021, "Score-Based
+  Generative Modeling through Stochastic Differential Equations", eqs. 11,
+  29, 33): its Gaussian perturbation kernel, one Euler-Maruyama step of the
+  reverse-time SDE (eq. 6) and the probability-flow ODE drift (eq. 13);
+* the contrastive-divergence loss for energy-based models (Hinton, 2002,
+  "Training Products of Experts by Minimizing Contrastive Divergence").
+
+The VP-SDE with linear ``beta(t) = beta_min + t (beta_max - beta_min)`` for
+``t`` in [0, 1] is ``dx = f(x, t) dt + g(t) dw`` with ``f(x, t) = -0.5 beta(t) x``
+and ``g(t)^2 = beta(t)``.
+
+``score_fn(x, sigma_or_t)`` returns a tensor shaped like ``x``;
+``energy_fn(x)`` returns ``[B]``. Per-example quantities ``[B]`` (``sigma``,
+``t``) must be reshaped to ``[B, 1, ..., 1]`` to broadcast over the non-batch
+dims; "sum_d" sums all non-batch dims. Keep the dtype and device of the data,
+never modify inputs in place, and keep every loss differentiable.
+"""
 
 from __future__ import annotations
 import torch
