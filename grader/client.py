@@ -107,7 +107,13 @@ class WorkerClient:
         if self.worker is not None:
             self.worker.kill()
             self.session.reset_work(self.files, getattr(self.sandbox, "owner", None))
-        self.worker = self.sandbox.start(self.session)
+        try:
+            self.worker = self.sandbox.start(self.session)
+        except OSError as exc:  # the interpreter cannot be run as the worker's user, say
+            self.worker = None
+            self.status = ModuleStatus(False, error=f"the grading worker could not be started ({exc}); this is "
+                                       "not your code's fault: ask your TA")
+            return
         try:  # torch is imported before any student code: that start-up is not the import's time
             self._exchange({"op": "ping"}, {}, STARTUP_TIMEOUT)
         except (WorkerTimeout, WorkerGone, protocol.ProtocolError) as exc:

@@ -22,17 +22,21 @@ As root, additionally (``unshare`` + ``setpriv``):
   the process group the judge kills, and when it dies the kernel kills
   everything left in the namespace (double-forked, setsid'd or not).
 
-Root without unshare/setpriv: the worker still drops to its own uid (but
-shares the network, /tmp and the process table), which ``isolation`` says.
+Root where the jail cannot run (no unshare/setpriv, or a container whose
+seccomp profile refuses namespaces: ``jail_probe`` tries once and caches the
+answer): the worker still drops to its own uid (but shares the network, /tmp
+and the process table), which ``isolation`` says, with the reason.
 Not root (a student's laptop, Colab): the worker runs as the calling user,
 which ``isolation`` says, and the report shows.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import resource
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -89,9 +93,43 @@ def hidden_paths() -> list[Path]:
     return sorted(p for p in paths if not any(k == p or p in k.parents for k in keep))
 
 
+# What the jail needs, tried once per process (``jail_probe``): the namespaces, a mount inside
+# them, and setpriv dropping to an unprivileged uid.
+PROBE = ["unshare", "--net", "--pid", "--mount-proc", "--mount", "--ipc", "--uts", "--fork", "--kill-child",
+         "sh", "-c", "mount -t tmpfs -o size=1m none /tmp && exec setpriv --reuid=65534 --regid=65534 "
+         "--clear-groups --inh-caps=-all --bounding-set=-all --no-new-privs true"]
+PROBE_TIMEOUT_S = 30
+
+
+@functools.lru_cache(maxsize=None)
+def jail_probe() -> str:
+    """Try the jail once: "" when it works here, else one line saying why it does not.
+
+    Having ``unshare`` and ``setpriv`` is not enough: in a container with
+    Docker's default capabilities and seccomp profile (Gradescope's, say)
+    both exist and the kernel refuses the namespaces. So the probe runs the
+    same steps a jailed worker's start runs, and the sandbox falls back
+    when they fail, saying what held.
+    """
+    if os.geteuid() != 0:
+        return "not root"
+    missing = [tool for tool in ("unshare", "setpriv") if shutil.which(tool) is None]
+    if missing:
+        return f"{' and '.join(missing)} not found (install util-linux)"
+    try:
+        run = subprocess.run(PROBE, capture_output=True, text=True, timeout=PROBE_TIMEOUT_S,
+                             env={"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"})
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"the namespace probe failed ({type(exc).__name__})"
+    if run.returncode != 0:
+        last = (run.stderr.strip().splitlines() or [f"exit status {run.returncode}"])[-1]
+        return f"the kernel refused the namespaces ({last[:200]})"
+    return ""
+
+
 def can_jail() -> bool:
-    """True when we are root and unshare/setpriv exist."""
-    return os.geteuid() == 0 and all(Path(p).exists() for p in ("/usr/bin/unshare", "/usr/bin/setpriv"))
+    """True when the jail works here: root, unshare and setpriv, and the kernel allows the namespaces."""
+    return not jail_probe()
 
 
 class ProcessSandbox(Sandbox):
@@ -112,8 +150,8 @@ class ProcessSandbox(Sandbox):
             )
         if os.geteuid() == 0:
             return (
-                f"process sandbox without unshare/setpriv: uid {self.uid} and rlimits on, but student code "
-                "shares the network, /tmp and the process table (install util-linux, or use --sandbox docker)"
+                f"process sandbox without namespaces ({jail_probe()}): uid {self.uid} and rlimits on, but student "
+                "code shares the network, /tmp and the process table (--sandbox docker isolates more where it runs)"
             )
         return (
             "process sandbox without root: rlimits on, but student code runs as your own user "
@@ -140,10 +178,15 @@ class ProcessSandbox(Sandbox):
             env["CUDA_VISIBLE_DEVICES"] = ""
         return env
 
+    def _drop(self) -> list[str]:
+        """setpriv to the worker's uid: no groups, no capabilities, no way back (``no_new_privs``)."""
+        return ["setpriv", f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups",
+                "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs"]
+
     def command(self, session: Session) -> list[str]:
         python = [sys.executable, "-I", "-c", WORKER_BOOT, str(session.runtime)]
         if not self.jailed:
-            return python
+            return self._drop() + python if self.owner and shutil.which("setpriv") else python
         binds = interpreter_binds(SCRATCH_DIRS)
         mounts = "".join(f"mount -t tmpfs -o size=1m,mode=0755 none {shlex.quote(str(p))} && " for p in hidden_paths())
         for prefix, park in binds:
@@ -159,12 +202,8 @@ class ProcessSandbox(Sandbox):
             mounts += f"mkdir -p {p} && mount --bind {k} {p} && mount -o remount,bind,ro {p} && "
         uid, work = self.uid, shlex.quote(str(session.work))
         mounts += f"mkdir -m 0700 {JAIL_WORK} && cp -R {work}/. {JAIL_WORK}/ && chown -R {uid}:{uid} {JAIL_WORK} && "
-        drop = [
-            "setpriv", f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups",
-            "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs",
-        ]
         # No `exec`: this root shell stays PID 1 of the namespace (see the module docstring).
-        inner = f"{mounts}cd {JAIL_WORK} && {shlex.join(drop + python)}; exit $?"
+        inner = f"{mounts}cd {JAIL_WORK} && {shlex.join(self._drop() + python)}; exit $?"
         return ["unshare", "--net", "--pid", "--mount-proc", "--mount", "--ipc", "--uts", "--fork", "--kill-child",
                 "sh", "-c", inner]
 
@@ -184,7 +223,8 @@ class ProcessSandbox(Sandbox):
             os.chmod(session.work, 0o700)
         limits = self.limits
         gpu = self.gpu
-        drop_to = None if self.jailed else self.owner  # jailed: setpriv drops inside the namespace
+        # setpriv drops the uid (inside the namespace when jailed); without it, preexec does
+        drop_to = None if self.jailed or shutil.which("setpriv") else self.owner
 
         def apply_limits() -> None:
             mb = 1 << 20
