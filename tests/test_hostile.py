@@ -156,12 +156,11 @@ def test_exit_at_import_fails_every_check(name, marker):
 
 @jailed
 def test_infinite_loop_at_import_costs_one_import_timeout(marker):
-    start = time.monotonic()
     g = grade_text(attack("infinite_loop_at_import"), LME, import_timeout=10)
-    elapsed = time.monotonic() - start
     assert g.score == 0 and "did not finish within 10 s" in g.problem
+    # one 10 s wait, not one per check: the later checks fail at once (a count, not a wall-clock
+    # bound on the whole grade, which a loaded machine's worker start-up would break)
     assert all(r.elapsed < 0.5 for r in g.results[1:]), [r.elapsed for r in g.results]
-    assert elapsed < 15, elapsed  # one 10 s wait, not one per check
 
 
 # ------------------------------------------------------------------ attacks inside one function
