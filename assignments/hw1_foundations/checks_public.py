@@ -390,9 +390,10 @@ def dglp_cdf(student, data, batch_shape, d, dtype):
         where = i[len(batch_shape):]
         box = " x ".join(f"[mean_{k} - 10 std_{k}, mean_{k} + {upper[w].item():g} std_{k}]"
                          for k, w in enumerate(where))
-        fail(f"exp(log-density) does not integrate to the Gaussian CDF: over {box} of Gaussian "
-             f"{list(i[:len(batch_shape)])} (mean {g.mean[i[:len(batch_shape)]].tolist()}, log_var "
-             f"{g.log_var[i[:len(batch_shape)]].tolist()}) it integrates to {integral[i].item():.10g}, expected "
+        which = i[:len(batch_shape)]
+        fail(f"exp(log-density) does not integrate to the Gaussian CDF: over {box} of the Gaussian "
+             f"{f'at batch index {list(which)} ' if which else ''}with mean {g.mean[which].tolist()} and log_var "
+             f"{g.log_var[which].tolist()} it integrates to {integral[i].item():.10g}, expected "
              f"{expected[where].item():.10g} (tolerance {tol:g}). The handout: {DGLP_FORMULA}")
 
 
