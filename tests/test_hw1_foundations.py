@@ -4,8 +4,22 @@ from __future__ import annotations
 import pytest
 
 from conftest import ROOT, failed, grade_source, mutate, reference_source
+from grader.api import make_sandbox
+from grader.assignment import load_assignment
+from grader.degenerate import with_fragment
+from grader.judge import Grade, grade
+from grader.submission import submission_from_bytes
 
 FOUNDATIONS = reference_source("foundations")
+DEGENERATE = ROOT / "assignments" / "hw1_foundations" / "degenerate"
+
+
+def grade_checks(source: str, check_ids: tuple[str, ...]) -> Grade:
+    """Grade ``source`` with only the named checks (public and hidden), in the process sandbox."""
+    assignment = load_assignment("hw1_foundations")
+    by_id = {c.id: c for c in assignment.checks}
+    return grade(assignment, submission_from_bytes(source.encode(), "foundations"),
+                 sandbox=make_sandbox(assignment, kind="process"), checks=[by_id[i] for i in check_ids])
 
 
 # Realistic student bugs: (bug, buggy function, text in the reference, replacement).
@@ -113,3 +127,26 @@ def test_examples_grade_as_documented():
     broken = grade_source("hw1_foundations", examples / "broken.ipynb", hidden=False,
                           functions=("box_muller", "gaussian_mle"))
     assert failed(broken) == [], [r.output for r in broken.results if not r.passed]
+
+
+def test_renormalising_log_weights_keeps_the_gradient_checks():
+    """The handout says log_weights are normalised, so log_softmax on them is a no-op on the domain; its
+    gradient differs only along directions that un-normalise the weights, which the checks leave out."""
+    source = mutate(FOUNDATIONS, "    log_comp = diag_gaussian_log_prob(x[:, None, :], means[None], log_vars[None])  # [N, K]",
+                    "    log_weights = torch.log_softmax(log_weights, dim=0)\n"
+                    "    log_comp = diag_gaussian_log_prob(x[:, None, :], means[None], log_vars[None])  # [N, K]")
+    source = mutate(source, "    n = x.shape[0]\n    # E-step",
+                    "    n = x.shape[0]\n    log_weights = log_weights - torch.logsumexp(log_weights, 0)\n    # E-step")
+    result = grade_checks(source, ("gmm_gradients", "em_gradients_match_reference"))
+    assert failed(result) == [], [r.output for r in result.results if not r.passed]
+
+
+@pytest.mark.slow
+def test_em_step_returning_its_inputs_earns_nothing():
+    """The issue's finding: the identity passed 'never decreases', 'normalised' and 'far points' (5 of 12)."""
+    source = with_fragment(FOUNDATIONS, (DEGENERATE / "gmm_em_step_identity.py").read_text())
+    result = grade_checks(source, ("em_matches_reference", "em_monotone", "em_shapes_normalised", "em_far_points",
+                                   "em_equivariance", "em_separated"))
+    assert result.score == 0
+    gated = {r.check.id for r in result.results if r.gated_by}
+    assert {"em_monotone", "em_shapes_normalised", "em_far_points", "em_equivariance"} <= gated

@@ -99,7 +99,10 @@ def gmm_log_likelihood(x: torch.Tensor, log_weights: torch.Tensor, means: torch.
     Args:
         x: ``[N, D]`` data.
         log_weights: ``[K]`` log mixture weights (already normalised:
-            ``logsumexp(log_weights) == 0``).
+            ``logsumexp(log_weights) == 0``; renormalising them, e.g. with
+            ``torch.log_softmax``, is allowed but not needed, so their
+            gradient is only defined, and checked, along directions that
+            keep the weights normalised).
         means: ``[K, D]`` component means.
         log_vars: ``[K, D]`` component log-variances.
 
@@ -125,7 +128,9 @@ def gmm_em_step(x: torch.Tensor, log_weights: torch.Tensor, means: torch.Tensor,
 
     Args:
         x: ``[N, D]`` data.
-        log_weights: ``[K]`` current normalised log mixture weights.
+        log_weights: ``[K]`` current normalised log mixture weights (as in
+            ``gmm_log_likelihood``: renormalising is allowed; gradients are
+            checked along directions that keep them normalised).
         means: ``[K, D]`` current means.
         log_vars: ``[K, D]`` current log-variances.
 
