@@ -3,7 +3,12 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import failed, grade_source, mutate, reference_source
+from conftest import ROOT, failed, grade_source, mutate, reference_source
+from grader.api import make_sandbox
+from grader.assignment import load_assignment
+from grader.degenerate import defined_names, with_fragment
+from grader.judge import grade
+from grader.submission import submission_from_bytes
 
 GAN = reference_source("gan")
 
@@ -74,3 +79,26 @@ def test_failure_feedback_names_function_property_counterexample_and_values():
     bad = next(r for r in grade.results if not r.passed)
     assert bad.check.name.startswith("g_loss_lsgan: ")
     assert "got" in bad.output and "expected" in bad.output and "Counterexample" in bad.output
+    assert "(fake_out)" in bad.output  # the counterexample names what each draw is
+    assert '"0.5 E (D(G(z)) - 1)^2"' in bad.output  # and the message quotes the handout's definition
+
+
+SPECIAL_CASE_ANSWERS = ("oracle_only", "symmetries_only", "penalty_unit_critic", "cycle_inverse_only")
+
+
+def test_special_case_answers_earn_nothing_from_the_public_checks():
+    """Right only at D*, only with the symmetries, only for unit-norm critics, only for F = G^-1: every check
+    they pass is gated by the public value pin (exact gradients, the closed forms), so `check` gives 0 too."""
+    folder = ROOT / "assignments" / "hw4_gan" / "degenerate"
+    fragments = [(folder / f"{name}.py").read_text() for name in SPECIAL_CASE_ANSWERS]
+    functions = {n for f in fragments for n in defined_names(f) if not n.startswith("_")}
+    source = GAN
+    for fragment in fragments:
+        source = with_fragment(source, fragment)
+    assignment = load_assignment("hw4_gan", hidden=False)
+    result = grade(assignment, submission_from_bytes(source.encode(), "gan"),
+                   sandbox=make_sandbox(assignment, kind="process"),
+                   checks=[c for c in assignment.checks if c.function in functions], shrink=False)
+    earned = {r.check.name: r.score for r in result.results if r.score}
+    assert not earned, earned
+    assert {r.check.function for r in result.results if r.gated_by} == functions  # each passes a special case
