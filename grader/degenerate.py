@@ -121,9 +121,10 @@ def hand_written(assignment_path: Path) -> dict[str, str]:
 
 
 def defined_names(fragment: str) -> list[str]:
-    """The top-level functions and classes a fragment defines (what it replaces in the reference)."""
+    """The public top-level functions and classes a fragment defines (what it replaces in the reference);
+    its private helpers (``_name``) are not graded functions."""
     return [n.name for n in ast.parse(fragment).body
-            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
+            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and not n.name.startswith("_")]
 
 
 def with_fragment(reference_source: str, fragment: str) -> str:

@@ -44,3 +44,8 @@ def test_fragments_replace_only_what_they_define():
     x = torch.tensor([[0.0, 2.0]])
     assert torch.equal(module.log_mean_exp(x, 1), torch.tensor([1.0]))
     assert module.kl_normal(x, x, x, x).item() == 0.0  # the rest is the reference
+
+
+def test_a_fragments_private_helpers_are_not_graded_functions():
+    fragment = "def _kl(a, b):\n    return a - b\n\n\nclass _Cache:\n    pass\n\n\ndef kl_normal(qm, qv, pm, pv):\n    return _kl(qm, pm).sum(-1)\n"
+    assert defined_names(fragment) == ["kl_normal"]
