@@ -94,11 +94,17 @@ def broadcastable_to(shape: tuple[int, ...]) -> st.SearchStrategy[tuple[int, ...
     return draw()
 
 
-def bernoulli_draws(data, shape: tuple[int, ...], dtype: torch.dtype, *, binary: bool | None = None):
-    """x in [0, 1] (binary or fractional) and logits in [-100, 100], each drawn under its own label."""
+def bernoulli_x(data, shape: tuple[int, ...], dtype: torch.dtype, *, binary: bool | None = None) -> torch.Tensor:
+    """x in [0, 1], fractional or (drawn, unless ``binary`` says) rounded to 0/1."""
     x = data.draw(tensors(shape, dtype, low=0.0, high=1.0), label="x")
     if binary if binary is not None else data.draw(st.booleans(), label="x rounded to 0/1"):
         x = x.round()
+    return x
+
+
+def bernoulli_draws(data, shape: tuple[int, ...], dtype: torch.dtype, *, binary: bool | None = None):
+    """x in [0, 1] (binary or fractional) and logits in [-100, 100], each drawn under its own label."""
+    x = bernoulli_x(data, shape, dtype, binary=binary)
     return x, data.draw(tensors(shape, dtype, low=-100.0, high=100.0), label="logits")
 
 
@@ -409,7 +415,7 @@ def bernoulli_gradients(student, data, shape, dtype):
             requires=BERNOULLI_PIN)
 @given(data=st.data(), b=st.integers(1, 4), d=st.integers(1, 5), k=st.integers(1, 4), dtype=dtypes())
 def bernoulli_broadcasts(student, data, b, d, k, dtype):
-    x, _ = bernoulli_draws(data, (b, d), dtype)
+    x = bernoulli_x(data, (b, d), dtype)
     logits = data.draw(tensors((k, b, d), dtype, low=-100.0, high=100.0), label="logits")
     with handout(BERNOULLI_BROADCAST, LAST_DIM):
         many = student.log_bernoulli_with_logits(x, logits)

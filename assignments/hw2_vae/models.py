@@ -14,6 +14,7 @@ from typing import Iterator
 import torch
 
 from grader.checks import CheckFailed, Fixture
+from grader.client import StudentError
 from grader.worker.fixtures import build
 from grader.worker.fixtures.vae import MLPVAE
 
@@ -22,14 +23,19 @@ Z_FAIL = 6.0  # |N(0,1)| > 6 has probability 2e-9: the false-fail bound of a sin
 
 @contextmanager
 def handout(*sentences: str) -> Iterator[None]:
-    """A failing property inside this block ends its message with the handout sentences it follows from."""
+    """A property failing inside this block (or the student's code raising there) ends its message with
+    the handout sentences the property follows from."""
+    quoted = "\nThe handout says:\n" + "\n".join(f"  {s}" for s in sentences)
     try:
         yield
     except CheckFailed as exc:
-        quoted = "\n".join(f"  {s}" for s in sentences)
-        failure = CheckFailed(f"{exc}\nThe handout says:\n{quoted}")
+        failure = CheckFailed(f"{exc}{quoted}")
         failure.__notes__ = list(getattr(exc, "__notes__", []))
         raise failure from None
+    except StudentError as exc:
+        if quoted not in exc.message:
+            exc.message += quoted
+        raise
 
 
 def vae_fixture(x_dim: int, z_dim: int, hidden: list[int], dtype: torch.dtype,
