@@ -71,7 +71,7 @@ def sample_gaussian(
 
     ``z = mean + exp(0.5 * log_var) * eps`` with ``eps ~ N(0, I)``
     (Kingma & Welling 2014, section 2.4). The sample is a differentiable
-    function of ``mean`` and ``log_var``.
+    function of ``mean`` and ``log_var``, also when ``eps`` is drawn here.
 
     Args:
         mean: ``[..., D]``.
@@ -106,7 +106,8 @@ def log_bernoulli_with_logits(x: torch.Tensor, logits: torch.Tensor) -> torch.Te
         logits: ``[..., D]`` Bernoulli logits (broadcastable against ``x``).
 
     Returns:
-        ``[...]`` log-likelihood per example.
+        ``[...]`` log-likelihood per example (the broadcast shape of ``x`` and
+        ``logits`` without the last dim).
     """
     log_p = x * F.logsigmoid(logits) + (1.0 - x) * F.logsigmoid(-logits)
     return log_p.sum(-1)
@@ -122,7 +123,8 @@ def log_mean_exp(x: torch.Tensor, dim: int) -> torch.Tensor:
 
     Args:
         x: any shape.
-        dim: the dimension to average over; it is removed from the result.
+        dim: the dimension to average over (negative values count from the
+            end, as in torch); it is removed from the result.
 
     Returns:
         ``x`` with dimension ``dim`` removed.

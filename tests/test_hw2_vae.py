@@ -1,14 +1,20 @@
 """hw2_vae: realistic bugs, feedback, missing functions, and the submission forms."""
 from __future__ import annotations
 
+import ast
+import math
+import re
 import zipfile
 
 import nbformat
+import numpy as np
 import pytest
+import torch
 
-from conftest import failed, grade_source, mutate, reference_source
+from conftest import ROOT, failed, grade_source, mutate, reference_source
 
 VAE = reference_source("vae")
+HW2 = ROOT / "assignments" / "hw2_vae"
 
 
 # Realistic student bugs: (bug, buggy function, text in the reference, replacement).
@@ -21,10 +27,19 @@ BUGS = [
     ("std = exp(log_var)", "sample_gaussian", "std = torch.exp(0.5 * log_var)", "std = torch.exp(log_var)"),
     ("result cast to float32", "sample_gaussian", "return mean + std * eps", "return (mean + std * eps).float()"),
     ("detached std", "sample_gaussian", "return mean + std * eps", "return mean + std.detach() * eps"),
+    ("torch.normal when eps is None (not reparameterised)", "sample_gaussian",
+     "        eps = torch.randn(shape, dtype=mean.dtype, device=mean.device)\n",
+     "        return torch.normal(mean.expand(shape), std.expand(shape))\n"),
     ("in-place update of mean", "sample_gaussian", "return mean + std * eps", "return mean.add_(std * eps)"),
     ("unstable log-sigmoid", "log_bernoulli_with_logits",
      "x * F.logsigmoid(logits) + (1.0 - x) * F.logsigmoid(-logits)",
      "x * torch.log(torch.sigmoid(logits)) + (1.0 - x) * torch.log(1 - torch.sigmoid(logits))"),
+    ("CS236's BCEWithLogitsLoss form, which does not broadcast", "log_bernoulli_with_logits",
+     "log_p = x * F.logsigmoid(logits) + (1.0 - x) * F.logsigmoid(-logits)\n    return log_p.sum(-1)",
+     "return -torch.nn.BCEWithLogitsLoss(reduction='none')(input=logits, target=x).sum(-1)"),
+    ("binary x only", "log_bernoulli_with_logits",
+     "log_p = x * F.logsigmoid(logits) + (1.0 - x) * F.logsigmoid(-logits)",
+     "log_p = torch.where(x > 0.5, F.logsigmoid(logits), F.logsigmoid(-logits))"),
     ("log-sum-exp without the 1/n", "log_mean_exp",
      "return torch.logsumexp(x, dim=dim) - math.log(x.shape[dim])", "return torch.logsumexp(x, dim=dim)"),
     ("naive log(mean(exp))", "log_mean_exp",
@@ -111,3 +126,80 @@ def test_a_check_failing_through_a_broken_callee_points_at_the_callee():
     assert not nelbo_kl.passed
     assert "Hint: negative_elbo_bound calls kl_normal, which also fails its own checks" in nelbo_kl.output
     assert all("Hint" not in r.output for r in grade.results if r.check.function == "kl_normal")
+
+
+# ---------------------------------------------------------------------- the checks themselves (no grading)
+
+
+def test_constants_of_the_1d_latent_model_match_quadrature():
+    """models.py holds the 1-D model's integrals as numbers (the public files implement no graded
+    function); recompute them from the reference by 120-node Gauss-Hermite quadrature."""
+    from assignments.hw2_vae import models as m
+    from reference import vae
+
+    nodes, weights = np.polynomial.hermite_e.hermegauss(120)
+    nodes, weights = torch.from_numpy(nodes), torch.from_numpy(weights / math.sqrt(2 * math.pi))
+
+    def log_px_given_z(z):
+        return vae.log_bernoulli_with_logits(m.X_ONE, z[:, None] * m.DEC_W + m.DEC_B)
+
+    def log_normal(z, mean, log_var):
+        return -0.5 * (math.log(2 * math.pi) + log_var + (z - mean) ** 2 / math.exp(log_var))
+
+    z = (m.ENC_MEAN + math.exp(0.5 * m.ENC_LOG_VAR) * nodes).requires_grad_(True)
+    f = log_px_given_z(z) + log_normal(z, 0.0, 0.0)
+    (f_prime,) = torch.autograd.grad(f.sum(), z)
+    z, f = z.detach(), f.detach()
+
+    def moments(values):
+        mean = float((weights * values).sum())
+        return mean, float((weights * (values - mean) ** 2).sum())
+
+    assert m.NEG_LOG_PX == pytest.approx(-float(torch.logsumexp(weights.log() + log_px_given_z(nodes), 0)), abs=1e-12)
+    for got, values in ((m.REC, -log_px_given_z(z)), (m.LOG_W, f - log_normal(z, m.ENC_MEAN, m.ENC_LOG_VAR)),
+                        (m.GRAD_Q_MEAN, -f_prime), (m.GRAD_Q_LOG_VAR, -0.5 * (z - m.ENC_MEAN) * f_prime - 0.5)):
+        assert (got.mean, got.var) == pytest.approx(moments(values), abs=1e-12)
+
+
+def test_public_files_implement_no_graded_function():
+    """Students read checks_public.py and models.py: no log-sigmoid, Bernoulli log-likelihood, closed-form
+    KL, log-sum-exp of x or reparameterised sample formula there (the exact values are hidden checks)."""
+    banned = ("logsigmoid", "softplus", "binary_cross_entropy", "Bernoulli(", "kl_divergence", "exp().mean(",
+              "from reference", "import reference")
+    for name in ("checks_public.py", "models.py"):
+        text = (HW2 / name).read_text()
+        assert [b for b in banned if b in text] == [], name
+
+
+def test_every_draw_is_labelled_and_every_requirement_exists():
+    from grader.assignment import load_assignment
+
+    for name in ("checks_public.py", "checks_hidden.py"):
+        for call in re.findall(r"data\.draw\((.*)", (HW2 / name).read_text()):
+            assert "label=" in call, call
+    assignment = load_assignment("hw2_vae")
+    ids = {c.id for c in assignment.checks}
+    public = {c.id for c in assignment.checks if not c.hidden}
+    for c in assignment.checks:
+        assert set(c.requires) <= (ids if c.hidden else public), (c.id, c.requires)
+
+
+def test_public_points_are_what_the_docs_say():
+    from grader.assignment import load_assignment
+
+    checks = load_assignment("hw2_vae").checks
+    assert sum(c.points for c in checks if not c.hidden) == 41
+    assert sum(c.points for c in checks if c.hidden) == 13
+
+
+def test_alternatives_are_complete_modules():
+    """validate grades them; here only that each defines every function and says its style."""
+    from grader.assignment import load_assignment
+
+    functions = set(load_assignment("hw2_vae").config.functions)
+    files = sorted((HW2 / "alternatives").glob("*.py"))
+    assert len(files) >= 3
+    for path in files:
+        tree = ast.parse(path.read_text())
+        assert "style:" in (ast.get_docstring(tree) or ""), path.name
+        assert functions <= {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}, path.name

@@ -13,53 +13,72 @@ from sklearn.datasets import load_digits
 
 from grader.checks import Checks
 from grader.compare import expect, expect_close, expect_tensor, expect_tuple
-from grader.strategies import batch_and_event, dtypes, gaussians, shapes, tensors
+from grader.strategies import dtypes, gaussians, shapes, tensors
 from grader.worker.fixtures.vae import MLPVAE
 from reference import vae as ref
 
-from .checks_public import DEC_B, DEC_W, ENC_LOG_VAR, ENC_MEAN, X_ONE, Z_FAIL
-from .models import linear_vae
+from .checks_public import (BERNOULLI, BERNOULLI_FRACTIONAL, BERNOULLI_STABLE, IWAE, KL, LME, LME_DIM, LME_STABLE,
+                            NELBO_PIN, NELBO_RETURNS, NELBO_STEPS, SAMPLE, STABLE, bernoulli_draws)
+from .models import DEC_B, DEC_W, ENC_LOG_VAR, ENC_MEAN, X_ONE, Z_FAIL, handout, linear_vae, vae_fixture
 
 checks = Checks(hidden=True)
 
 
 @checks.add("kl_normal", "matches the reference at extreme means and log-variances", points=2)
-@given(data=st.data(), be=batch_and_event(), dtype=dtypes())
-def kl_matches_reference(student, data, be, dtype):
-    shape = (*be[0], be[1])
-    q, p = data.draw(gaussians(shape, dtype)), data.draw(gaussians(shape, dtype))
-    got = student.kl_normal(q.mean, q.log_var, p.mean, p.log_var)
-    expected = ref.kl_normal(q.mean.double(), q.log_var.double(), p.mean.double(), p.log_var.double())
-    slack = 1e-4 * be[1] * 61 if dtype == torch.float32 else 1e-9  # cancellation in log-variance terms
-    expect_close(got, expected.to(dtype), what="KL", atol=slack)
+@given(data=st.data(), batch=shapes(min_dims=0, max_dims=2, max_side=4), d=st.integers(1, 6), dtype=dtypes())
+def kl_matches_reference(student, data, batch, d, dtype):
+    shape = (*batch, d)
+    q, p = data.draw(gaussians(shape, dtype), label="q"), data.draw(gaussians(shape, dtype), label="p")
+    with handout(KL, STABLE):
+        got = student.kl_normal(q.mean, q.log_var, p.mean, p.log_var)
+        expected = ref.kl_normal(q.mean.double(), q.log_var.double(), p.mean.double(), p.log_var.double())
+        slack = 1e-4 * d * 61 if dtype == torch.float32 else 1e-9  # cancellation in log-variance terms
+        expect_close(got, expected.to(dtype), what="KL", atol=slack)
 
 
-@checks.add("sample_gaussian", "matches the reference for given eps")
+@checks.add("sample_gaussian", "matches the reference for given eps (means up to |1e3|, log-variances in [-30, 30])",
+            points=2)
 @given(data=st.data(), shape=shapes(), dtype=dtypes())
-def sample_matches_reference(student, data, shape, dtype):
-    g = data.draw(gaussians(shape, dtype))
-    eps = data.draw(tensors(shape, dtype, low=-6, high=6))
-    expected = ref.sample_gaussian(g.mean.double(), g.log_var.double(), eps.double())
-    expect_close(student.sample_gaussian(g.mean, g.log_var, eps), expected.to(dtype), what="z")
+def sample_given_eps(student, data, shape, dtype):
+    g = data.draw(gaussians(shape, dtype), label="gaussian")
+    eps = data.draw(tensors(shape, dtype, low=-6, high=6), label="eps")
+    with handout(SAMPLE, STABLE):
+        expected = ref.sample_gaussian(g.mean.double(), g.log_var.double(), eps.double())
+        expect_close(student.sample_gaussian(g.mean, g.log_var, eps), expected.to(dtype), what="z")
 
 
-@checks.add("log_bernoulli_with_logits", "matches the reference")
+@checks.add("log_bernoulli_with_logits", "matches the reference for x in [0, 1] and logits up to |100|", points=2)
 @given(data=st.data(), shape=shapes(), dtype=dtypes())
-def bernoulli_matches_reference(student, data, shape, dtype):
-    x = data.draw(tensors(shape, dtype, low=0, high=1))
-    logits = data.draw(tensors(shape, dtype, low=-100, high=100))
-    expected = ref.log_bernoulli_with_logits(x.double(), logits.double())
-    expect_close(student.log_bernoulli_with_logits(x, logits), expected.to(dtype), what="log p(x)", atol=1e-4)
+def bernoulli_values(student, data, shape, dtype):
+    x, logits = bernoulli_draws(data, shape, dtype)
+    with handout(BERNOULLI, BERNOULLI_FRACTIONAL, BERNOULLI_STABLE):
+        expected = ref.log_bernoulli_with_logits(x.double(), logits.double())
+        expect_close(student.log_bernoulli_with_logits(x, logits), expected.to(dtype), what="log p(x)", atol=1e-4)
 
 
 @checks.add("log_mean_exp", "matches the reference for values up to |1000|")
-@given(data=st.data(), shape=shapes(max_dims=4), dtype=dtypes())
-def lme_matches_reference(student, data, shape, dtype):
-    x = data.draw(tensors(shape, dtype, low=-1000, high=1000))
-    dim = data.draw(st.integers(-len(shape), len(shape) - 1))
-    expected = ref.log_mean_exp(x.double(), dim)
-    expect_close(student.log_mean_exp(x, dim), expected.to(dtype), what=f"log_mean_exp(x, dim={dim})",
-                 atol=1e-3 if dtype == torch.float32 else 1e-9)
+@given(data=st.data(), shape=shapes(max_dims=4), dtype=dtypes(), bound=st.sampled_from([20.0, 1000.0]))
+def lme_values(student, data, shape, dtype, bound):
+    x = data.draw(tensors(shape, dtype, low=-bound, high=bound), label="x")
+    dim = data.draw(st.integers(-len(shape), len(shape) - 1), label="dim")
+    with handout(LME, LME_STABLE, LME_DIM):
+        expected = ref.log_mean_exp(x.double(), dim)
+        expect_close(student.log_mean_exp(x, dim), expected.to(dtype), what=f"log_mean_exp(x, dim={dim})",
+                     atol=1e-3 if dtype == torch.float32 else 1e-9)
+
+
+@checks.add("negative_elbo_bound", "kl matches the reference's closed form", requires=NELBO_PIN)
+@given(dtype=dtypes(), b=st.integers(1, 6), seed=st.integers(0, 2**16))
+def nelbo_kl_matches_reference(student, dtype, b, seed):
+    gen = torch.Generator().manual_seed(seed)
+    fixture, model = vae_fixture(5, 3, [8], dtype, generator=gen)
+    x = torch.bernoulli(torch.full((b, 5), 0.5, dtype=torch.float64), generator=gen).to(dtype)
+    with handout(NELBO_STEPS):
+        _, kl, _ = expect_tuple(student.negative_elbo_bound(fixture, x), 3, what="negative_elbo_bound(model, x)")
+        model = model.double()
+        with torch.no_grad():
+            _, expected, _ = ref.negative_elbo_bound(model, x.double())
+        expect_close(kl, expected.to(dtype), what="kl")
 
 
 @checks.add("negative_iwae_bound", "matches the reference's expectation for k = 5", points=2)
@@ -68,8 +87,9 @@ def iwae_matches_reference(student):
     z-test with the reference's spread (measured over 40 seeds): false-fail < 1e-8."""
     n, k = 20_000, 5
     fixture = linear_vae(ENC_MEAN, ENC_LOG_VAR, DEC_W, DEC_B)
-    got = expect_tensor(student.negative_iwae_bound(fixture, X_ONE.expand(n, 4).clone(), k), shape=(),
-                        dtype=torch.float64, what="niwae").item()
+    with handout(IWAE):
+        got = expect_tensor(student.negative_iwae_bound(fixture, X_ONE.expand(n, 4).clone(), k), shape=(),
+                            dtype=torch.float64, what="niwae").item()
     model = MLPVAE(4, 1, []).double()
     model.load_state_dict(fixture.weights)
     runs = []
@@ -81,8 +101,10 @@ def iwae_matches_reference(student):
     expected = runs_t.mean().item()
     se_student = runs_t.std().item() / math.sqrt(10)  # one run of n rows has 1/sqrt(10) the spread of n/10 rows
     se = math.sqrt(se_student**2 + (runs_t.std().item() / math.sqrt(40)) ** 2)
-    expect(abs(got - expected) <= Z_FAIL * se,
-           f"niwae (k={k}) over {n} copies of one x: got {got:.5f}, reference expectation {expected:.5f} ± {se:.2g}")
+    with handout(IWAE):
+        expect(abs(got - expected) <= Z_FAIL * se,
+               f"niwae (k={k}) over {n} copies of one x: got {got:.5f}, reference expectation {expected:.5f} "
+               f"± {se:.2g}")
 
 
 # ---------------------------------------------------------------------- training
@@ -110,7 +132,7 @@ def held_out_nelbo(weights: dict[str, torch.Tensor], x: torch.Tensor) -> float:
 
 
 @checks.add("negative_elbo_bound", f"trains a VAE on binarised digits to a held-out NELBO below {THRESHOLD:g}",
-            points=3, timeout=60)
+            points=3, timeout=60, requires=(*NELBO_PIN, "nelbo_kl_matches_reference"))
 def trains_on_digits(student):
     """The judge owns the model and the optimiser (Adam, 400 steps of 100 images);
     the worker only returns the student's loss and its gradients."""
@@ -137,5 +159,6 @@ def trains_on_digits(student):
             p.grad = g.to(p.dtype)
         optimiser.step()
     final = held_out_nelbo({k: v.detach() for k, v in params.items()}, test)
-    expect(final < THRESHOLD, f"after {TRAIN_STEPS} steps with your loss, the held-out NELBO (reference loss) is "
-                              f"{final:.2f} nats; a correct loss reaches below {THRESHOLD:g}")
+    with handout(NELBO_RETURNS):
+        expect(final < THRESHOLD, f"after {TRAIN_STEPS} steps with your loss, the held-out NELBO (reference loss) is "
+                                  f"{final:.2f} nats; a correct loss reaches below {THRESHOLD:g}")

@@ -1,24 +1,41 @@
-"""Judge-side helpers for the hw2 checks: toy VAEs and exact 1-D latent integrals.
+"""Judge-side helpers for the hw2 checks: toy VAEs, exact constants of a 1-D latent model, handout quotes.
 
-No reference code here: these are the model's definitions (prior N(0, 1),
-Bernoulli decoder) integrated numerically, usable by public checks.
+Students read this file (and checks_public.py): nothing here computes a graded
+function. The 1-D latent model's integrals (E_q log p(x|z), log p(x), ...) are
+numbers, computed once by Gauss-Hermite quadrature of the model's definition;
+tests/test_hw2_vae.py recomputes them.
 """
 from __future__ import annotations
 
-import math
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Iterator
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 
-from grader.checks import Fixture
+from grader.checks import CheckFailed, Fixture
+from grader.client import StudentError
 from grader.worker.fixtures import build
 from grader.worker.fixtures.vae import MLPVAE
 
-# Gauss-Hermite nodes/weights for  int N(z; 0, 1) f(z) dz  ~=  sum_i w_i f(z_i)
-_NODES, _WEIGHTS = np.polynomial.hermite_e.hermegauss(120)
-GH_NODES = torch.from_numpy(_NODES)
-GH_WEIGHTS = torch.from_numpy(_WEIGHTS / math.sqrt(2 * math.pi))
+Z_FAIL = 6.0  # |N(0,1)| > 6 has probability 2e-9: the false-fail bound of a single z-test
+
+
+@contextmanager
+def handout(*sentences: str) -> Iterator[None]:
+    """A property failing inside this block (or the student's code raising there) ends its message with
+    the handout sentences the property follows from."""
+    quoted = "\nThe handout says:\n" + "\n".join(f"  {s}" for s in sentences)
+    try:
+        yield
+    except CheckFailed as exc:
+        failure = CheckFailed(f"{exc}{quoted}")
+        failure.__notes__ = list(getattr(exc, "__notes__", []))
+        raise failure from None
+    except StudentError as exc:
+        if quoted not in exc.message:
+            exc.message += quoted
+        raise
 
 
 def vae_fixture(x_dim: int, z_dim: int, hidden: list[int], dtype: torch.dtype,
@@ -44,19 +61,32 @@ def linear_vae(enc_mean: float, enc_log_var: float, dec_w: torch.Tensor, dec_b: 
     return Fixture("mlp_vae", {"x_dim": d, "z_dim": 1, "hidden": []}, weights)
 
 
-def log_px_given_z(x: torch.Tensor, z: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """log p(x | z) for logits = z w + b. x: [D], z: [N] -> [N]."""
-    logits = z[:, None] * w + b
-    return (x * F.logsigmoid(logits) + (1 - x) * F.logsigmoid(-logits)).sum(-1)
+def binary_vectors(d: int) -> torch.Tensor:
+    """Every x in {0, 1}^d, as a float64 tensor [2^d, d] (row i holds the bits of i)."""
+    i = torch.arange(2**d)
+    return ((i[:, None] >> torch.arange(d)) & 1).double()
 
 
-def log_px_quadrature(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> float:
-    """log p(x) = log int N(z; 0, 1) p(x|z) dz, by Gauss-Hermite quadrature (float64)."""
-    return float(torch.logsumexp(GH_WEIGHTS.log() + log_px_given_z(x, GH_NODES, w, b), 0))
+@dataclass(frozen=True)
+class Moments:
+    """E_q f(z) and Var_q f(z) of one quantity under q(z|x)."""
+
+    mean: float
+    var: float
 
 
-def moments_under_q(f, mean: float, log_var: float) -> tuple[float, float]:
-    """(E_q f(z), Var_q f(z)) for q = N(mean, exp(log_var)), by Gauss-Hermite quadrature."""
-    values = f(mean + math.exp(0.5 * log_var) * GH_NODES)
-    m = float((GH_WEIGHTS * values).sum())
-    return m, float((GH_WEIGHTS * (values - m) ** 2).sum())
+# ---------------------------------------------------------------------- the 1-D latent model
+
+# p(z) = N(0, 1), logits = z DEC_W + DEC_B, one x, and a deliberately imperfect q(z|x) = N(0.4, exp(-1)).
+DEC_W = torch.tensor([2.5, -2.0, 1.5, 3.0], dtype=torch.float64)
+DEC_B = torch.tensor([0.2, -0.3, 0.1, -0.5], dtype=torch.float64)
+X_ONE = torch.tensor([1.0, 0.0, 1.0, 1.0], dtype=torch.float64)
+ENC_MEAN, ENC_LOG_VAR = 0.4, -1.0
+
+# Its integrals, by 120-node Gauss-Hermite quadrature in float64 (tests/test_hw2_vae.py recomputes them):
+NEG_LOG_PX = 1.42247553357365  # -log p(x) = -log int N(z; 0, 1) p(x|z) dz
+REC = Moments(2.062577665924407, 4.240136433142463)  # -log p(x|z), z ~ q
+LOG_W = Moments(-2.3265173865101283, 2.8045379344426875)  # log p(x|z) + log p(z) - log q(z): its mean is the ELBO
+# per-copy gradients of -log w with z = mean + exp(0.5 log_var) eps, wrt q's mean and log-variance
+GRAD_Q_MEAN = Moments(-2.6445870188460914, 7.538830913003582)
+GRAD_Q_LOG_VAR = Moments(0.31531819872015787, 1.9740294109521053)
