@@ -123,10 +123,11 @@ def coupling_inverse_matches_reference(student, case):
 
 @checks.add("AffineCoupling", "with a constant conditioner net(.) = [s0, t0]: y = x exp(tanh(s0)) + t0 on "
                               "transformed entries, log_det = sum tanh(s0)", points=2, requires=(COUPLING_FORWARD_PIN,))
-@given(data=st.data(), dtype=dtypes(), d=st.integers(1, 6), b=st.integers(1, 5))
-def coupling_constant_net(student, data, dtype, d, b):
+@given(data=st.data(), dtype=dtypes(), dim=st.integers(1, 6), batch_size=st.integers(1, 5))
+def coupling_constant_net(student, data, dtype, dim, batch_size):
+    d = dim
     mask = torch.tensor(data.draw(st.lists(st.booleans(), min_size=d, max_size=d), label="mask"), dtype=dtype)
-    x = data.draw(tensors((b, d), dtype, low=-3, high=3), label="x")
+    x = data.draw(tensors((batch_size, d), dtype, low=-3, high=3), label="x")
     s0 = data.draw(tensors((d,), x.dtype, low=-4, high=4), label="s0")
     t0 = data.draw(tensors((d,), x.dtype, low=-4, high=4), label="t0")
     net = constant_conditioner(s0, t0)

@@ -126,12 +126,12 @@ def made_shapes(student, case):
 
 @checks.add("made_masks", "the masked network is autoregressive: d out_i / d in_j = 0 unless order[j] < order[i]",
             points=3, requires=MADE_PINS)
-@given(case=made_configs(), seed=st.integers(0, 2**16))
-def made_autoregressive(student, case, seed):
+@given(case=made_configs(), weights_seed=st.integers(0, 2**16))
+def made_autoregressive(student, case, weights_seed):
     """A tanh MLP with random weights, each layer's weight multiplied by the student's mask;
     its Jacobian (autograd, here in the judge) must vanish wherever order[j] >= order[i]."""
     masks, order, d = masks_of(student, case), case.order_tensor, case.in_features
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator().manual_seed(weights_seed)
     jac = made_jacobian(masks, torch.randn(d, generator=gen, dtype=F64), gen)
     forbidden = order[None, :] >= order[:, None]  # [i, j]
     bad = (jac != 0) & forbidden
@@ -244,13 +244,13 @@ def _offset(index: list[int], size: int) -> str:
 
 @checks.add("pixelcnn_mask", "a masked conv2d is causal: no output pixel sees itself ('A') or any later pixel",
             points=2, requires=("pixel_complete",))
-@given(case=conv_configs(), seed=st.integers(0, 2**16))
-def pixel_causal(student, case, seed):
+@given(case=conv_configs(), weights_seed=st.integers(0, 2**16))
+def pixel_causal(student, case, weights_seed):
     """conv2d with random positive weights times the mask, here in the judge; autograd gives the
     input pixels the centre output pixel depends on."""
     mask = expect_conv_mask(student.pixelcnn_mask(*case.args), case)
     k, kind = case.kernel_size, case.mask_type
-    seen = conv_dependence(mask, torch.Generator().manual_seed(seed))
+    seen = conv_dependence(mask, torch.Generator().manual_seed(weights_seed))
     allowed = expected_dependence(*case.args)
     bad = seen & ~allowed
     if bool(bad.any()):
@@ -264,11 +264,11 @@ def pixel_causal(student, case, seed):
 
 @checks.add("pixelcnn_mask", "a masked conv2d sees every earlier pixel of its window (and the centre for 'B')",
             points=2, requires=("pixel_causal",))
-@given(case=conv_configs(), seed=st.integers(0, 2**16))
-def pixel_complete(student, case, seed):
+@given(case=conv_configs(), weights_seed=st.integers(0, 2**16))
+def pixel_complete(student, case, weights_seed):
     mask = expect_conv_mask(student.pixelcnn_mask(*case.args), case)
     k = case.kernel_size
-    seen = conv_dependence(mask, torch.Generator().manual_seed(seed))
+    seen = conv_dependence(mask, torch.Generator().manual_seed(weights_seed))
     missing = expected_dependence(*case.args) & ~seen
     if bool(missing.any()):
         idx = missing.nonzero()[0].tolist()
@@ -450,7 +450,7 @@ def coupling_inverse_jacobian(student, case):
                  atol=(1e-6 if x.dtype == torch.float32 else 1e-13) * scale + slack(x.dtype))
 
 
-STEP = 1e-5  # central differences in float64: error ~ STEP^2 (curvature) + 1e-16 / STEP (rounding)
+STEP = 1e-6  # central differences in float64: error ~ STEP^2 (curvature) + 1e-16 / STEP (rounding)
 
 
 def shifted(net: Fixture, direction: dict[str, torch.Tensor], step: float) -> Fixture:
@@ -468,6 +468,8 @@ def coupling_parameter_gradients(student, data, case):
     mask, net, x = case.mask, case.net, case.x
     gen = torch.Generator().manual_seed(data.draw(st.integers(0, 2**16), label="direction_seed"))
     direction = {k: torch.randn(v.shape, generator=gen, dtype=F64) for k, v in net.weights.items()}
+    norm = math.sqrt(sum(float((v ** 2).sum()) for v in direction.values()))
+    direction = {k: v / norm for k, v in direction.items()}  # a unit step: curvature along it stays small
     _, y_plus, ld_plus = forward(student, mask, shifted(net, direction, STEP), x)
     _, y_minus, ld_minus = forward(student, mask, shifted(net, direction, -STEP), x)
     for index, what, plus, minus in ((0, "y", y_plus, y_minus), (1, "log_det", ld_plus, ld_minus)):
@@ -527,9 +529,9 @@ FLOW_HANDOUT = "handout: \"log p(x) = log N(z; 0, I) + sum_l log_det_l\", pushin
 
 @checks.add("flow_log_prob", "with no layers: the N(0, I) log density, [B] in the input dtype, inputs unchanged",
             requires=FLOW_PINS)
-@given(data=st.data(), dtype=dtypes(), b=st.integers(1, 6), d=st.integers(1, 5))
-def flow_no_layers(student, data, dtype, b, d):
-    x = data.draw(tensors((b, d), dtype, low=-5, high=5), label="x")
+@given(data=st.data(), dtype=dtypes(), batch_size=st.integers(1, 6), dim=st.integers(1, 5))
+def flow_no_layers(student, data, dtype, batch_size, dim):
+    x = data.draw(tensors((batch_size, dim), dtype, low=-5, high=5), label="x")
     r, got = log_prob_of(student, [], x, return_inputs=True)
     x64 = x.double()
     expected = torch.distributions.Normal(torch.zeros_like(x64), torch.ones_like(x64)).log_prob(x64).sum(-1)
