@@ -44,7 +44,9 @@ def made_masks(in_features: int, hidden_sizes: Sequence[int], order=None) -> lis
     * hidden unit ``k`` of every hidden layer gets a degree in
       ``0 .. in_features - 2``; choose them deterministically, e.g.
       ``k mod (in_features - 1)``, so that every layer with at least
-      ``in_features - 1`` units uses every degree;
+      ``in_features - 1`` units uses every degree (any such choice is
+      fine: the checks accept every mask that follows the two rules below
+      for some hidden degrees);
     * a hidden unit of degree ``m`` connects to a previous unit of degree
       ``m'`` iff ``m >= m'``;
     * output ``i`` (degree ``order[i]``) connects to a hidden unit of degree
@@ -62,8 +64,8 @@ def made_masks(in_features: int, hidden_sizes: Sequence[int], order=None) -> lis
             the identity ``0, 1, ..., D-1``.
 
     Returns:
-        list of ``len(hidden_sizes) + 1`` float tensors (default dtype) of
-        0s and 1s.
+        list of ``len(hidden_sizes) + 1`` float tensors of 0s and 1s (any
+        floating dtype; torch's default dtype is a good choice).
     """
     if order is None:
         order = torch.arange(in_features)
@@ -102,8 +104,9 @@ def pixelcnn_mask(
         mask_type: ``'A'`` or ``'B'``.
 
     Returns:
-        ``[out_channels, in_channels, k, k]`` float 0/1 tensor (default dtype),
-        to be multiplied into a ``nn.Conv2d`` weight.
+        ``[out_channels, in_channels, k, k]`` float 0/1 tensor (any floating
+        dtype; torch's default dtype is a good choice), to be multiplied into
+        a ``nn.Conv2d`` weight.
     """
     if mask_type not in ("A", "B"):
         raise ValueError(f"mask_type must be 'A' or 'B', got {mask_type!r}")

@@ -1,6 +1,10 @@
 """hw3_flows hidden checks: comparisons with reference/flows.py, and a training run.
 
-Graded only (visibility after_published); never shipped to students.
+Graded only (visibility after_published); never shipped to students. The
+coupling layer's value is its definition, so its value pins live here
+(``coupling_forward_matches_reference``, ``coupling_inverse_matches_reference``);
+the public consistency checks of AffineCoupling require them, and so do the
+special-case checks below.
 """
 from __future__ import annotations
 
@@ -15,16 +19,32 @@ from grader.worker.fixtures import build, mlp
 from reference import flows as ref
 
 from .checks_public import (
+    COUPLING_FORWARD_PIN,
+    MADE_PINS,
+    conv_configs,
     coupling_cases,
     expect_conv_mask,
-    expect_masks,
     forward,
     inverse,
     log_prob_of,
     made_configs,
+    masks_of,
     slack,
 )
-from .models import F64, affine_layer, coupling, linear_layer, mask_product, moons, random_orthogonal, tanh_layer
+from .models import (
+    F64,
+    FlowCase,
+    MadeCase,
+    affine_layer,
+    constant_conditioner,
+    coupling,
+    degree_conflict,
+    linear_layer,
+    mask_product,
+    moons,
+    random_orthogonal,
+    tanh_layer,
+)
 
 checks = Checks(hidden=True)
 
@@ -32,32 +52,37 @@ checks = Checks(hidden=True)
 # ---------------------------------------------------------------------- masks
 
 
-@checks.add("made_masks", "larger networks (D up to 16, up to 4 hidden layers): autoregressive, and with wide "
-                          "layers the same input -> output reachability as the reference")
-@given(config=made_configs(max_d=16, max_layers=4), wide=st.booleans())
-def made_matches_reference(student, config, wide):
-    d, hidden, order_arg, order = config
-    if wide:
-        hidden = [max(h, d - 1) for h in hidden]
-    reach = mask_product(expect_masks(student.made_masks(d, hidden, order_arg), d, hidden)) > 0
-    allowed = order[None, :] < order[:, None]
-    expect(not bool((reach & ~allowed).any()),
-           f"made_masks({d}, {hidden}, order={order.tolist()}): some output is connected to an input of equal or "
-           f"larger order; paths per (output, input):\n{reach.long()}")
-    if wide:
+@st.composite
+def large_made_configs(draw) -> MadeCase:
+    """D up to 16, up to 4 hidden layers; half of them widened to >= D - 1 units per layer."""
+    case = draw(made_configs(max_d=16, max_layers=4))
+    if draw(st.booleans()):
+        case = MadeCase(case.in_features, [max(h, case.in_features - 1) for h in case.hidden_sizes], case.order)
+    return case
+
+
+@checks.add("made_masks", "larger networks (D up to 16, up to 4 hidden layers): the handout's connection rules, and "
+                          "with wide layers the same input -> output reachability as the reference", requires=MADE_PINS)
+@given(case=large_made_configs())
+def made_matches_reference(student, case):
+    d, hidden, order = case.in_features, case.hidden_sizes, case.order_tensor
+    masks = masks_of(student, case)
+    conflict = degree_conflict(masks, order)
+    expect(conflict is None, f"{case}: no choice of hidden degrees gives these masks under the handout's rules; these "
+                             "entries contradict one another:\n  " + "\n  ".join(conflict or []))
+    if all(h >= d - 1 for h in hidden):
+        reach = mask_product(masks) > 0
         expected = mask_product(ref.made_masks(d, hidden, order.clone())) > 0
         expect(torch.equal(reach, expected),
-               f"made_masks({d}, {hidden}, order={order.tolist()}): reachability (output i sees input j)\n"
-               f"{reach.long()}\nexpected\n{expected.long()}")
+               f"{case}: reachability (output i sees input j)\n{reach.long()}\nexpected\n{expected.long()}")
 
 
 @checks.add("pixelcnn_mask", "matches the reference for kernels 1 to 9")
-@given(out_ch=st.integers(1, 5), in_ch=st.integers(1, 5), k=st.sampled_from([1, 3, 5, 7, 9]),
-       kind=st.sampled_from(["A", "B"]))
-def pixel_matches_reference(student, out_ch, in_ch, k, kind):
-    got = expect_conv_mask(student.pixelcnn_mask(out_ch, in_ch, k, kind), out_ch, in_ch, k, kind)
-    expected = ref.pixelcnn_mask(out_ch, in_ch, k, kind).to(got.dtype)
-    expect_close(got, expected, what=f"pixelcnn_mask({out_ch}, {in_ch}, {k}, {kind!r})")
+@given(case=conv_configs(max_out=5, max_in=5, kernels=(1, 3, 5, 7, 9)))
+def pixel_matches_reference(student, case):
+    got = expect_conv_mask(student.pixelcnn_mask(*case.args), case)
+    expected = ref.pixelcnn_mask(*case.args).to(got.dtype)
+    expect_close(got, expected, what=str(case))
 
 
 # ---------------------------------------------------------------------- AffineCoupling
@@ -78,10 +103,10 @@ def saturating_cases(draw):
 @checks.add("AffineCoupling", "forward matches the reference (y and log_det, float32 and float64)", points=2)
 @given(case=saturating_cases())
 def coupling_forward_matches_reference(student, case):
-    mask, net, x = case
-    _, y, log_det = forward(student, mask, net, x)
+    mask, x = case.mask, case.x
+    _, y, log_det = forward(student, mask, case.net, x)
     with torch.no_grad():
-        ey, eld = reference_coupling(mask, net)(x.double())
+        ey, eld = reference_coupling(mask, case.net)(x.double())
     expect_close(y, ey.to(x.dtype), what=f"y (mask = {mask.tolist()})", atol=slack(x.dtype) * 10)
     expect_close(log_det, eld.to(x.dtype), what=f"log_det (mask = {mask.tolist()})", atol=slack(x.dtype) * x.shape[1])
 
@@ -89,19 +114,63 @@ def coupling_forward_matches_reference(student, case):
 @checks.add("AffineCoupling", "inverse matches the reference (float32 and float64)")
 @given(case=saturating_cases())
 def coupling_inverse_matches_reference(student, case):
-    mask, net, y = case
-    got = inverse(student, mask, net, y)
+    mask, y = case.mask, case.x
+    _, got = inverse(student, mask, case.net, y)
     with torch.no_grad():
-        expected = reference_coupling(mask, net).inverse(y.double())
+        expected = reference_coupling(mask, case.net).inverse(y.double())
     expect_close(got, expected.to(y.dtype), what=f"inverse(y) (mask = {mask.tolist()})", atol=slack(y.dtype) * 10)
+
+
+@checks.add("AffineCoupling", "with a constant conditioner net(.) = [s0, t0]: y = x exp(tanh(s0)) + t0 on "
+                              "transformed entries, log_det = sum tanh(s0)", points=2, requires=(COUPLING_FORWARD_PIN,))
+@given(data=st.data(), dtype=dtypes(), dim=st.integers(1, 6), batch_size=st.integers(1, 5))
+def coupling_constant_net(student, data, dtype, dim, batch_size):
+    d = dim
+    mask = torch.tensor(data.draw(st.lists(st.booleans(), min_size=d, max_size=d), label="mask"), dtype=dtype)
+    x = data.draw(tensors((batch_size, d), dtype, low=-3, high=3), label="x")
+    s0 = data.draw(tensors((d,), x.dtype, low=-4, high=4), label="s0")
+    t0 = data.draw(tensors((d,), x.dtype, low=-4, high=4), label="t0")
+    net = constant_conditioner(s0, t0)
+    _, y, log_det = forward(student, mask, net, x)
+    with torch.no_grad():
+        expected_y, expected_ld = reference_coupling(mask, net)(x.double())
+    hint = "(the first half of net's output is s, the second t)"
+    expect_close(y, expected_y.to(x.dtype),
+                 what=f"y with s0 = {s0.tolist()}, t0 = {t0.tolist()}, mask = {mask.tolist()} {hint}")
+    expect_close(log_det, expected_ld.to(x.dtype), what=f"log_det with s0 = {s0.tolist()}, mask = {mask.tolist()}",
+                 atol=slack(x.dtype) * d)
+
+
+@checks.add("AffineCoupling", "gradients wrt the conditioner's parameters through y and log_det match the reference")
+@given(data=st.data(), case=coupling_cases(dtype=st.just(F64)))
+def coupling_gradients_match_reference(student, data, case):
+    """The gradients of <cot, y> and <cot, log_det> wrt every parameter of the conditioner equal
+    those of the reference layer around the same conditioner (they can be 0 where tanh saturates)."""
+    mask, net, x = case.mask, case.net, case.x
+    layer = reference_coupling(mask, net)
+    names, params = zip(*layer.net.named_parameters())
+    outputs = layer(x.double())
+    for index, what in ((0, "y"), (1, "log_det")):
+        cot = data.draw(tensors(x.shape if index == 0 else x.shape[:1], F64, low=-2, high=2),
+                        label=f"cotangent_{what}")
+        r, _, _ = forward(student, mask, net, x, wrt=(net,), output=(index,), cotangent=cot)
+        grads = r.grad(net) or {}
+        missing = [k for k in net.weights if grads.get(k) is None]
+        expect(not missing, f"no gradient reached the conditioner's parameters {missing} from {what}: use the net "
+                            "you were given, inside the autograd graph (no .detach(), no torch.no_grad())")
+        expected = torch.autograd.grad(outputs[index], params, cot, allow_unused=True, retain_graph=True)
+        for pname, value in zip(names, expected):
+            value = torch.zeros_like(grads[pname]) if value is None else value
+            expect_close(grads[pname], value, what=f"d <cot, {what}> / d net.{pname} (mask = {mask.tolist()})",
+                         atol=slack(F64) * (1 + float(value.abs().max())))
 
 
 # ---------------------------------------------------------------------- flow_log_prob
 
 
 @st.composite
-def nonlinear_flows(draw, dtype=dtypes()):
-    """(layers, x): 1-5 random affine / linear / tanh fixture layers and data x [B, D]."""
+def nonlinear_flows(draw, dtype=dtypes()) -> FlowCase:
+    """1-5 random affine / linear / tanh fixture layers and data x [B, D]."""
     dtype = draw(dtype)
     d = draw(st.integers(1, 4))
     gen = torch.Generator().manual_seed(draw(st.integers(0, 2**16)))
@@ -117,18 +186,19 @@ def nonlinear_flows(draw, dtype=dtypes()):
         else:
             layers.append(tanh_layer((torch.rand(d, generator=gen, dtype=F64) * 2.5 - 0.8).to(dtype)))
     x = draw(tensors((draw(st.integers(1, 6)), d), dtype, low=-4, high=4))
-    return layers, x
+    return FlowCase(layers, x)
 
 
 @checks.add("flow_log_prob", "matches the reference on stacks of nonlinear layers")
 @given(flow=nonlinear_flows())
 def flow_matches_reference(student, flow):
-    layers, x = flow
-    _, got = log_prob_of(student, layers, x)
-    built = [build(f.name, f.params, {k: v.double() for k, v in f.weights.items()}) for f in layers]
+    x = flow.x
+    _, got = log_prob_of(student, flow.layers, x)
+    built = [build(f.name, f.params, {k: v.double() for k, v in f.weights.items()}) for f in flow.layers]
     with torch.no_grad():
         expected = ref.flow_log_prob(built, x.double())
-    expect_close(got, expected.to(x.dtype), what="log p(x)", atol=1e-3 if x.dtype == torch.float32 else None)
+    expect_close(got, expected.to(x.dtype), what=f"log p(x) for the flow {flow.kinds}",
+                 atol=1e-3 if x.dtype == torch.float32 else None)
 
 
 # ---------------------------------------------------------------------- training

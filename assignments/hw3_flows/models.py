@@ -1,8 +1,14 @@
 """Judge-side helpers for the hw3 checks: fixtures, masked networks, Gaussians, data.
 
-No reference code here (public checks import this file): these build the
-fixtures the worker runs, evaluate networks built from the student's masks,
-and compute densities that are known in closed form (Gaussians).
+No reference code here, and no implementation of a graded function (public
+checks import this file, and students read it): these build the fixtures the
+worker runs, evaluate networks built from the student's masks, test the
+handout's degree rules on the student's masks, and compute densities that are
+known in closed form (Gaussians).
+
+The drawn cases (``MadeCase``, ``ConvCase``, ``CouplingCase``, ``FlowCase``)
+are plain objects whose repr names every argument, so a counterexample reads
+``MadeCase(in_features=3, hidden_sizes=[2], order=[2, 0, 1])``.
 """
 from __future__ import annotations
 
@@ -17,6 +23,73 @@ from grader.checks import Fixture, StudentObject
 from grader.worker.fixtures import build, mlp
 
 F64 = torch.float64
+
+
+# ---------------------------------------------------------------------- drawn cases (named in counterexamples)
+
+
+class MadeCase:
+    """``made_masks(in_features, hidden_sizes, order)`` arguments; ``order`` as passed (None, a list or a tensor)."""
+
+    def __init__(self, in_features: int, hidden_sizes: list[int], order) -> None:
+        self.in_features, self.hidden_sizes, self.order = in_features, list(hidden_sizes), order
+
+    @property
+    def order_tensor(self) -> torch.Tensor:
+        """The ordering as a long tensor (the identity for ``order=None``)."""
+        return torch.arange(self.in_features) if self.order is None else torch.as_tensor(self.order).long()
+
+    def __repr__(self) -> str:
+        return f"MadeCase(in_features={self.in_features}, hidden_sizes={self.hidden_sizes}, order={self.order!r})"
+
+
+class ConvCase:
+    """``pixelcnn_mask(out_channels, in_channels, kernel_size, mask_type)`` arguments."""
+
+    def __init__(self, out_channels: int, in_channels: int, kernel_size: int, mask_type: str) -> None:
+        self.out_channels, self.in_channels = out_channels, in_channels
+        self.kernel_size, self.mask_type = kernel_size, mask_type
+
+    @property
+    def args(self) -> tuple[int, int, int, str]:
+        return self.out_channels, self.in_channels, self.kernel_size, self.mask_type
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        return self.out_channels, self.in_channels, self.kernel_size, self.kernel_size
+
+    def __repr__(self) -> str:
+        return (f"pixelcnn_mask(out_channels={self.out_channels}, in_channels={self.in_channels}, "
+                f"kernel_size={self.kernel_size}, mask_type={self.mask_type!r})")
+
+
+class CouplingCase:
+    """``AffineCoupling(mask, net)`` applied to ``x``; ``net`` is a conditioner Fixture described by ``about``."""
+
+    def __init__(self, mask: torch.Tensor, net: Fixture, x: torch.Tensor, about: str) -> None:
+        self.mask, self.net, self.x, self.about = mask, net, x, about
+
+    def __repr__(self) -> str:
+        return f"CouplingCase(mask={self.mask!r}, net={self.about}, x={self.x!r})"
+
+
+class FlowCase:
+    """``flow_log_prob(layers, x)`` arguments: fixture layers (data -> latent) and ``x [B, D]``."""
+
+    def __init__(self, layers: list[Fixture], x: torch.Tensor) -> None:
+        self.layers, self.x = layers, x
+
+    @property
+    def kinds(self) -> str:
+        return " -> ".join(layer.name for layer in self.layers)
+
+    def __repr__(self) -> str:
+        def layer(f: Fixture) -> str:
+            weights = ", ".join(f"{k}={[round(v, 4) for v in w.double().flatten().tolist()]}"
+                                for k, w in f.weights.items())
+            return f"{f.name}({weights})"
+
+        return f"FlowCase(layers=[{', '.join(layer(f) for f in self.layers)}], x={self.x!r})"
 
 
 # ---------------------------------------------------------------------- MADE
@@ -46,6 +119,94 @@ def made_jacobian(masks: list[torch.Tensor], x: torch.Tensor, generator: torch.G
         return v
 
     return torch.autograd.functional.jacobian(net, x.double())
+
+
+def degree_conflict(masks: list[torch.Tensor], order: torch.Tensor) -> list[str] | None:
+    """None when some integer degree for every hidden unit makes every mask entry follow the
+    handout's two rules; else the mask entries of one contradiction, one line each.
+
+    The rules (handout, ``made_masks``): input ``j`` has degree ``order[j]``; a hidden unit
+    of degree ``m`` sees a previous unit of degree ``m'`` iff ``m >= m'``; output ``i`` sees a
+    hidden unit of degree ``m`` iff ``order[i] > m``. Each 0/1 entry is a difference
+    constraint between two degrees (1: ``m >= m'``, 0: ``m <= m' - 1``), so degrees exist iff
+    the constraint graph has no negative cycle (Bellman-Ford). Hidden degrees may be any
+    integers here (the handout's range ``0 .. D - 2`` is not required: a unit of another
+    degree is only dead weight), so the check asks no more than the connection rules.
+    """
+    d = len(order)
+    sizes = [int(m.shape[0]) for m in masks[:-1]]
+    # nodes: 0 = the constant 0; 1..d = inputs; then every hidden unit, layer by layer; then the d outputs
+    starts = [1]
+    for n in [d, *sizes]:
+        starts.append(starts[-1] + n)
+    n_nodes = starts[-1] + d
+    weight = np.full((n_nodes, n_nodes), np.inf)  # weight[b, a] = w: degree(a) - degree(b) <= w
+    degrees = order.long().numpy()
+    fixed = np.concatenate([degrees, degrees - 1])  # outputs: "order[i] > m" is "order[i] - 1 >= m"
+    fixed_nodes = np.concatenate([np.arange(1, 1 + d), np.arange(starts[-1], n_nodes)])
+    weight[0, fixed_nodes] = fixed
+    weight[fixed_nodes, 0] = -fixed
+    layers = [(starts[i], starts[i + 1], m) for i, m in enumerate(masks)]
+    for prev, out, mask in layers:
+        on = mask.double().numpy() == 1
+        rows, cols = np.indices(on.shape)
+        weight[(rows + out)[on], (cols + prev)[on]] = 0.0  # degree(col) - degree(row) <= 0
+        weight[(cols + prev)[~on], (rows + out)[~on]] = -1.0  # degree(row) - degree(col) <= -1
+    dist = np.zeros(n_nodes)
+    pred = np.full(n_nodes, -1)
+    everything = np.arange(n_nodes)
+    for _ in range(n_nodes + 1):  # Bellman-Ford from a virtual source at distance 0 to every node
+        arg = (dist[:, None] + weight).argmin(0)
+        best = dist[arg] + weight[arg, everything]
+        changed = best < dist
+        if not changed.any():
+            return None
+        dist = np.where(changed, best, dist)
+        pred = np.where(changed, arg, pred)
+    node = int(changed.nonzero()[0][0])
+    for _ in range(n_nodes):  # walk back into the negative cycle
+        node = int(pred[node])
+        if node < 0:
+            return ["(no integer degrees satisfy every entry)"]
+    cycle, walk = [node], int(pred[node])
+    while walk != node and len(cycle) <= n_nodes:
+        cycle.append(walk)
+        walk = int(pred[walk])
+    cycle.reverse()  # edges cycle[i] -> cycle[i + 1]
+    edges = [(b, a) for b, a in zip(cycle, cycle[1:] + cycle[:1]) if 0 not in (a, b)]  # fixed degrees: inline
+    return [_describe_edge(b, a, starts, layers, order) for b, a in edges]
+
+
+def _describe_edge(b: int, a: int, starts: list[int], layers: list, order: torch.Tensor) -> str:
+    """The mask entry (or fixed degree) behind the constraint ``degree(a) - degree(b) <= w``."""
+    d = len(order)
+
+    def unit(node: int) -> str:
+        if node < starts[1]:
+            return f"input {node - 1}"
+        if node >= starts[-1]:
+            return f"output {node - starts[-1]}"
+        layer = max(i for i, s in enumerate(starts) if s <= node)
+        return f"unit {node - starts[layer]} of hidden layer {layer}"
+
+    def degree(node: int) -> str:
+        if node < starts[1]:
+            return f"order[{node - 1}] = {int(order[node - 1])}"
+        if node >= starts[-1]:
+            return f"order[{node - starts[-1]}] = {int(order[node - starts[-1]])}"
+        return f"deg({unit(node)})"
+
+    for i, (prev, out, mask) in enumerate(layers):
+        for row, col, entry in ((b, a, 1), (a, b, 0)):
+            if out <= row < out + mask.shape[0] and prev <= col < prev + mask.shape[1]:
+                k, j = row - out, col - prev
+                sees = "sees" if entry else "does not see"
+                if i == len(layers) - 1:
+                    rule = (f"{degree(col)} < {degree(row)}" if entry else f"{degree(col)} >= {degree(row)}")
+                else:
+                    rule = (f"{degree(row)} >= {degree(col)}" if entry else f"{degree(row)} < {degree(col)}")
+                return f"mask {i}[{k}, {j}] = {entry}: {unit(row)} {sees} {unit(col)}, so {rule}"
+    return f"{unit(b)} -> {unit(a)}"  # pragma: no cover (every edge comes from an entry or a fixed degree)
 
 
 # ---------------------------------------------------------------------- PixelCNN
@@ -104,20 +265,6 @@ def constant_conditioner(s0: torch.Tensor, t0: torch.Tensor) -> Fixture:
     d = s0.numel()
     weights = {"0.weight": torch.zeros(2 * d, d, dtype=s0.dtype), "0.bias": torch.cat([s0, t0])}
     return Fixture("mlp_net", {"sizes": [d, 2 * d]}, weights)
-
-
-def coupling_definition(mask: torch.Tensor, net: Fixture, x: torch.Tensor) -> tuple[torch.nn.Module, torch.Tensor,
-                                                                                    torch.Tensor]:
-    """The handout's coupling in float64 with the conditioner built here: (net, y [B, D], log_det [B]).
-
-    s, t = net(x * mask).chunk(2, -1); s = tanh(s); y = mask x + (1 - mask)(x exp(s) + t);
-    log_det = sum_d (1 - mask_d) s_d.
-    """
-    module = build(net.name, net.params, {k: v.to(F64) for k, v in net.weights.items()})
-    mask, x = mask.to(F64), x.to(F64)
-    s, t = module(x * mask).chunk(2, dim=-1)
-    s = torch.tanh(s)
-    return module, mask * x + (1 - mask) * (x * torch.exp(s) + t), ((1 - mask) * s).sum(-1)
 
 
 def coupling(mask: torch.Tensor, net: Fixture) -> StudentObject:
