@@ -272,16 +272,16 @@ def expect_gradients_match_values(student, fn: str, inputs: dict, result, cot: t
         size = float((cot.double().abs() * (plus.double().abs() + minus.double().abs())).sum()) / 2
         if grad is None:
             expect(abs(change) <= rounding * (1 + size),
-                   f"no gradient of the {what} reached {label}, but the {what} depends on it: keep the computation "
+                   f"no gradient of {what} reached {label}, but {what} depends on it: keep the computation "
                    "differentiable (no .detach(), .item(), torch.no_grad() or numpy round trips)")
             continue
-        grad = expect_tensor(grad, shape=step.shape, what=f"gradient of the {what} wrt {label}")
+        grad = expect_tensor(grad, shape=step.shape, what=f"gradient of {what} wrt {label}")
         predicted = float((grad.double() * step).sum())
         slack = rounding * (1 + size + float((grad.double().abs() * step.abs()).sum()))
         expect(abs(predicted - change) <= slack,
-               f"gradient of the {what} wrt {label} disagrees with the {what}'s own values: along a random "
-               f"direction, autograd's gradient predicts a change of {predicted:.8g}, the {what} changes by "
-               f"{change:.8g} (central difference, exact here because the {what} is linear or quadratic in "
-               f"{label}; tolerance {slack:.2g}). Keep the computation differentiable (no .detach(), .item(), "
+               f"autograd's gradient of {what} wrt {label} disagrees with the values of {what}: moving {label} along "
+               f"a random direction, the gradient predicts a change of {predicted:.8g}, while {what} itself changes "
+               f"by {change:.8g} (central difference, exact here: {what} is linear or quadratic in {label}; "
+               f"tolerance {slack:.2g}). Keep the computation differentiable (no .detach(), .item(), "
                "torch.no_grad() or numpy round trips) and compute the value and its gradient the same way.")
 
