@@ -117,8 +117,8 @@ def test_special_cases_score_only_with_the_value_pin():
                     "sigma = eta * torch.sqrt((1.0 - a_prev) / (1.0 - a)) * torch.sqrt(1.0 - a / a_prev)",
                     "sigma = 0.0 * torch.sqrt((1.0 - a_prev) / (1.0 - a)) * torch.sqrt(1.0 - a / a_prev)")
     assignment = load_assignment(AID)
-    g = grade(assignment, submission_from_bytes(source.encode(), MODULE), sandbox=make_sandbox(assignment, kind="process"),
-              checks=[c for c in assignment.checks if c.function == "ddim_step"], shrink=False)
+    g = grade(assignment, submission_from_bytes(source.encode(), MODULE),
+              sandbox=make_sandbox(assignment, kind="process"), checks=[c for c in assignment.checks if c.function == "ddim_step"], shrink=False)
     by_id = {r.check.id: r for r in g.results}
     assert g.score == 0, [(r.check.id, r.score) for r in g.results if r.score]
     assert {"ddim_recovers_x0", "ddim_consistent"} <= {i for i, r in by_id.items() if r.gated_by}

@@ -582,9 +582,9 @@ def cfg_edges(student, data):
     eps_c, eps_u = eps_pairs(data)
     B = eps_c.shape[0]
     for w, target, label in ((0.0, eps_u, "eps_uncond"), (1.0, eps_c, "eps_cond")):
+        which = "unconditional" if w == 0 else "conditional"
         expect_close(student.classifier_free_guidance(eps_c, eps_u, w), target, what=f"guidance with w = {w:g} "
-                     f"(the handout: \"w = {w:g} gives the {'unconditional' if w == 0 else 'conditional'} prediction\", "
-                     f"{label})")
+                     f"(the handout: \"w = {w:g} gives the {which} prediction\", {label})")
         w_t = torch.full((B,), w, dtype=eps_c.dtype)
         expect_close(student.classifier_free_guidance(eps_c, eps_u, w_t), target,
                      what=f"guidance with w = torch.full([B], {w:g}) (must be {label})")

@@ -256,7 +256,8 @@ def expect_gradients_match_values(student, fn: str, inputs: dict, result, cot: t
         if weight:
             w = x.weights[weight]
             d = torch.randn(w.shape, generator=gen, dtype=F64)
-            shifted = [{**inputs, base: Fixture(x.name, x.params, {**x.weights, weight: (w.double() + sign * h * d).to(w.dtype)})}
+            shifted = [{**inputs, base: Fixture(x.name, x.params,
+                                                {**x.weights, weight: (w.double() + sign * h * d).to(w.dtype)})}
                        for sign in (1, -1)]
             moved = [s[base].weights[weight] for s in shifted]
             grad = (result.grad(x) or {}).get(weight)

@@ -1,4 +1,5 @@
-"""Special-case answers right only on special inputs: equal timesteps, a model that ignores its input, consecutive steps, evenly spaced magnitudes.
+"""Special-case answers right only on special inputs: equal timesteps, a model that ignores its input,
+consecutive steps, evenly spaced magnitudes.
 
 - the forward process with every example at the first example's timestep
   (right when all examples share t, or the batch holds one).
