@@ -44,7 +44,7 @@ def linear_beta_schedule(T: int, beta_start: float = 1e-4, beta_end: float = 0.0
     """Linear noise schedule of Ho et al. (2020).
 
     ``T`` values evenly spaced from ``beta_start`` to ``beta_end`` inclusive
-    (as ``torch.linspace``).
+    (as ``torch.linspace``); ``T >= 2``.
 
     Returns:
         ``[T]`` betas in the default dtype.
@@ -86,7 +86,8 @@ def q_sample(x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor, alpha_bars:
         alpha_bars: ``[T]`` cumulative products of ``1 - betas``.
 
     Returns:
-        ``[B, ...]`` noisy data ``x_t`` in ``x0``'s dtype.
+        ``[B, ...]`` noisy data ``x_t`` in ``x0``'s dtype, differentiable in ``x0``
+        and ``noise``.
     """
     shape = (-1,) + (1,) * (x0.dim() - 1)
     ab = alpha_bars.to(x0.device)[t]
@@ -119,7 +120,8 @@ def q_posterior_mean_variance(x0: torch.Tensor, x_t: torch.Tensor, t: torch.Tens
 
     Returns:
         ``(mean, var)``: ``mean: [B, ...]``, ``var: [B, 1, ..., 1]``
-        (broadcastable to ``x_t``), both in ``x_t``'s dtype.
+        (broadcastable to ``x_t``), both in ``x_t``'s dtype; ``mean`` is
+        differentiable in ``x0`` and ``x_t``.
     """
     shape = (-1,) + (1,) * (x_t.dim() - 1)
     betas = betas.to(x_t.device)
@@ -154,7 +156,7 @@ def predict_x0_from_noise(x_t: torch.Tensor, t: torch.Tensor, noise: torch.Tenso
         alpha_bars: ``[T]``.
 
     Returns:
-        ``[B, ...]`` in ``x_t``'s dtype.
+        ``[B, ...]`` in ``x_t``'s dtype, differentiable in ``x_t`` and ``noise``.
     """
     shape = (-1,) + (1,) * (x_t.dim() - 1)
     ab = alpha_bars.to(x_t.device)[t]
@@ -176,7 +178,8 @@ def noise_prediction_loss(model, x0: torch.Tensor, t: torch.Tensor, noise: torch
         alpha_bars: ``[T]``.
 
     Returns:
-        scalar, differentiable in the model's parameters.
+        scalar in ``x0``'s dtype, differentiable in the model's parameters, ``x0``
+        and ``noise``.
     """
     x_t = q_sample(x0, t, noise, alpha_bars)
     return ((noise - model(x_t, t)) ** 2).mean()
@@ -203,7 +206,8 @@ def p_sample_step(model, x_t: torch.Tensor, t: torch.Tensor, betas: torch.Tensor
         noise: ``[B, ...]`` standard normal noise.
 
     Returns:
-        ``[B, ...]`` sample of ``x_{t-1}`` in ``x_t``'s dtype.
+        ``[B, ...]`` sample of ``x_{t-1}`` in ``x_t``'s dtype, differentiable in
+        ``x_t`` and ``noise``.
     """
     shape = (-1,) + (1,) * (x_t.dim() - 1)
     betas = betas.to(x_t.device)
@@ -249,7 +253,8 @@ def ddim_step(model, x_t: torch.Tensor, t: torch.Tensor, t_prev: torch.Tensor, a
         noise: ``[B, ...]`` standard normal noise.
 
     Returns:
-        ``[B, ...]`` in ``x_t``'s dtype.
+        ``[B, ...]`` in ``x_t``'s dtype, differentiable in ``x_t``, ``noise`` and
+        the model's parameters (through ``x0_hat`` and ``eps`` alike).
     """
     shape = (-1,) + (1,) * (x_t.dim() - 1)
     alpha_bars = alpha_bars.to(x_t.device)
@@ -282,7 +287,8 @@ def classifier_free_guidance(eps_cond: torch.Tensor, eps_uncond: torch.Tensor, w
             broadcast over the non-batch dims).
 
     Returns:
-        ``[B, ...]`` in ``eps_cond``'s dtype.
+        ``[B, ...]`` in ``eps_cond``'s dtype, differentiable in ``eps_cond`` and
+        ``eps_uncond``.
     """
     if isinstance(w, torch.Tensor):
         w = w.to(dtype=eps_cond.dtype, device=eps_cond.device)
@@ -299,14 +305,15 @@ def dynamic_threshold(x0_hat: torch.Tensor, percentile: float = 0.995) -> torch.
         out_b = clamp(x0_hat_b, -s_b, s_b) / s_b
 
     Use ``torch.quantile`` (linear interpolation) on the flattened
-    ``[B, N]`` absolute values.
+    ``[B, N]`` absolute values. Keep ``s`` differentiable (do not detach the
+    quantile): the gradient flows through ``s`` where ``s > 1``.
 
     Args:
         x0_hat: ``[B, ...]`` predicted clean data.
         percentile: quantile level in [0, 1].
 
     Returns:
-        ``[B, ...]`` values in [-1, 1].
+        ``[B, ...]`` values in [-1, 1], in ``x0_hat``'s dtype.
     """
     batch = x0_hat.shape[0]
     shape = (-1,) + (1,) * (x0_hat.dim() - 1)
@@ -337,7 +344,8 @@ def inpaint_merge(x_prev: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, t_p
         noise: ``[B, ...]`` standard normal noise.
 
     Returns:
-        ``[B, ...]`` in ``x_prev``'s dtype.
+        ``[B, ...]`` in ``x_prev``'s dtype, differentiable in ``x_prev``, ``y`` and
+        ``noise``.
     """
     shape = (-1,) + (1,) * (y.dim() - 1)
     noised = q_sample(y, t_prev.clamp(min=0), noise, alpha_bars)

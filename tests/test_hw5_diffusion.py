@@ -8,6 +8,10 @@ from __future__ import annotations
 import pytest
 
 from conftest import failed, grade_source, mutate, reference_source
+from grader.api import make_sandbox
+from grader.assignment import load_assignment
+from grader.judge import grade
+from grader.submission import submission_from_bytes
 
 AID = "hw5_diffusion"
 MODULE = "diffusion"
@@ -75,12 +79,25 @@ BUGS = [
      "noised = q_sample(y, t_prev.clamp(min=0), noise, alpha_bars)\n"
      "    known = torch.where((t_prev == -1).reshape(shape), y, noised)",
      "known = q_sample(y, t_prev, noise, alpha_bars)"),
+    # special cases and hidden directions (issue 9): each must cost its own function
+    ("ddim_ignores_eta", "ddim_step",
+     "sigma = eta * torch.sqrt((1.0 - a_prev) / (1.0 - a)) * torch.sqrt(1.0 - a / a_prev)",
+     "sigma = 0.0 * torch.sqrt((1.0 - a_prev) / (1.0 - a)) * torch.sqrt(1.0 - a / a_prev)"),
+    ("ddim_x0_hat_detached", "ddim_step",
+     "x0_hat = (x_t - sqrt_one_minus_a * eps) / sqrt_a",
+     "x0_hat = ((x_t - sqrt_one_minus_a * eps) / sqrt_a).detach()"),
+    ("p_sample_no_noise", "p_sample_step", "return mean + std * noise", "return mean"),
+    ("threshold_s_detached", "dynamic_threshold",
+     "s = torch.quantile(flat, percentile, dim=1).clamp(min=1.0).reshape(shape)",
+     "s = torch.quantile(flat, percentile, dim=1).clamp(min=1.0).reshape(shape).detach()"),
+    ("inpaint_known_not_noised", "inpaint_merge",
+     "known = torch.where((t_prev == -1).reshape(shape), y, noised)", "known = y"),
 ]
 
 
 # graded only in slow runs, to keep the default test run short
 SLOW_BUGS = {"cosine_always_float64", "q_sample_no_sqrt", "posterior_swapped_coefficients", "loss_sums",
-             "cfg_wrong_base", "inpaint_mask_reversed"}
+             "cfg_wrong_base", "inpaint_mask_reversed", "p_sample_no_noise", "inpaint_known_not_noised"}
 
 
 @pytest.mark.parametrize("bug,function,old,new", [
@@ -91,6 +108,21 @@ def test_bug_loses_points_on_its_function(bug, function, old, new):
     lost = failed(g)
     assert g.score < g.max_score, f"{bug}: not detected"
     assert any(n.startswith(function + ":") for n in lost), lost
+
+
+def test_special_cases_score_only_with_the_value_pin():
+    """A DDIM step that forgets sigma (eta ignored) still passes the eta = 0 and t_prev = -1 checks and the
+    gradient check; they score only when the step's value pin passes, so the function earns nothing."""
+    source = mutate(reference_source(MODULE),
+                    "sigma = eta * torch.sqrt((1.0 - a_prev) / (1.0 - a)) * torch.sqrt(1.0 - a / a_prev)",
+                    "sigma = 0.0 * torch.sqrt((1.0 - a_prev) / (1.0 - a)) * torch.sqrt(1.0 - a / a_prev)")
+    assignment = load_assignment(AID)
+    g = grade(assignment, submission_from_bytes(source.encode(), MODULE),
+              sandbox=make_sandbox(assignment, kind="process"), checks=[c for c in assignment.checks if c.function == "ddim_step"], shrink=False)
+    by_id = {r.check.id: r for r in g.results}
+    assert g.score == 0, [(r.check.id, r.score) for r in g.results if r.score]
+    assert {"ddim_recovers_x0", "ddim_consistent"} <= {i for i, r in by_id.items() if r.gated_by}
+    assert not by_id["ddim_matches_reference"].passed
 
 
 @pytest.mark.slow

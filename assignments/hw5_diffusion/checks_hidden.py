@@ -1,10 +1,15 @@
-"""hw5_diffusion hidden checks: comparisons with reference/diffusion.py, and a training run.
+"""hw5_diffusion hidden checks: comparisons with reference/diffusion.py, value pins by the handout's
+formulas, and a training run.
 
-Graded only (visibility after_published); never shipped to students.
+Graded only (visibility after_published); never shipped to students. The public checks contain no
+implementation of a graded function; where only a function's definition pins its value (the cosine
+schedule, the loss on a generic model, a DDIM step for any eta, guidance), the pin is here, and the
+public checks of that function name it in ``requires``.
 """
 from __future__ import annotations
 
 import contextlib
+import math
 
 import torch
 from hypothesis import given
@@ -17,8 +22,9 @@ from grader.worker.fixtures import build
 from reference import diffusion as ref
 
 from . import training
-from .checks_public import F32, atol_for, cosine_args, ddim_inputs, guidance_inputs, inpaint_inputs, name
-from .models import F64, affine_eps, cases, data_shapes
+from .checks_public import F32, atol_for, draw_affine, eps_pairs, inpaint_draws, name, optional_floats, t_prevs
+from .models import F64, Case, ab_at, affine_eps, alpha_bars_of, cases, data_shapes, noise_oracle, per_example, \
+    posterior_by_conditioning
 
 checks = Checks(hidden=True)
 
@@ -46,6 +52,47 @@ def mlp_fixture(x_dim: int, T: int, dtype: torch.dtype, seed: int) -> Fixture:
     return Fixture("mlp_eps", spec, {k: v.detach().to(dtype) for k, v in net.state_dict().items()})
 
 
+# ---------------------------------------------------------------------- the handout's formulas (hidden only)
+
+
+def q_sample_formula(x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor, alpha_bars: torch.Tensor) -> torch.Tensor:
+    """sqrt(ab) x0 + sqrt(1 - ab) noise in float64 (ab = 1 where t == -1)."""
+    ab = per_example(ab_at(alpha_bars, t), x0)
+    return ab.sqrt() * x0.double() + (1 - ab).sqrt() * noise.double()
+
+
+def x0_from_noise(x_t: torch.Tensor, t: torch.Tensor, eps: torch.Tensor, alpha_bars: torch.Tensor) -> torch.Tensor:
+    """The x0 for which q_sample(x0, t, eps) = x_t (solved in float64)."""
+    ab = per_example(ab_at(alpha_bars, t), x_t)
+    return (x_t.double() - (1 - ab).sqrt() * eps.double()) / ab.sqrt()
+
+
+def ddim_sigma(a: torch.Tensor, a_prev: torch.Tensor, eta: float) -> torch.Tensor:
+    """Song et al. (2021), eq. 16: eta sqrt((1 - a_prev)/(1 - a)) sqrt(1 - a/a_prev)."""
+    return eta * ((1 - a_prev) / (1 - a)).sqrt() * (1 - a / a_prev).sqrt()
+
+
+def cosine_alpha_bar(T: int, s: float) -> torch.Tensor:
+    """Nichol & Dhariwal (2021), eq. 17: f(u)/f(0), f(u) = cos((u/T + s)/(1 + s) pi/2)^2, u = 0..T (float64)."""
+    u = torch.arange(T + 1, dtype=F64)
+    f = torch.cos((u / T + s) / (1 + s) * math.pi / 2) ** 2
+    return f / f[0]
+
+
+def affine_prediction(scale: torch.Tensor, shift: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    return scale.double()[t] * x_t.double() + shift.double()[t]
+
+
+def ddpm_step_expected(case: Case, x_t: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor,
+                       t: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """Posterior (by conditioning) at x0_hat(x_t, eps_hat) plus sqrt(var) noise (float64), and a float32 slack."""
+    ab = alpha_bars_of(case.betas)
+    eps = affine_prediction(scale, shift, x_t, t)
+    mean, var = posterior_by_conditioning(x0_from_noise(x_t, t, eps, ab), x_t, t, case.betas)
+    scale_f = float((x_t.abs().max() + eps.abs().max() + case.noise.abs().max()) / ab_at(ab, t).min().sqrt())
+    return mean + var.sqrt() * case.noise.double(), atol_for(case.dtype, scale_f)
+
+
 # ---------------------------------------------------------------------- schedules
 
 
@@ -59,10 +106,32 @@ def linear_matches_reference(student, T, start, end, dtype):
     expect_close(got, expected, what=f"linear_beta_schedule({T}, {start:g}, {end:g}) in {name(dtype)}", atol=1e-9)
 
 
+@checks.add("cosine_beta_schedule", "cumprod(1 - betas) is the cosine alpha_bar below the clip, "
+            "betas are max_beta beyond it", points=2)
+@given(T=st.integers(1, 1000), s=optional_floats(0.008, 1e-3, 0.05), max_beta=optional_floats(0.999, 0.02, 0.999))
+def cosine_alpha_bars(student, T, s, max_beta):
+    kwargs = {k: v for k, v in (("s", s), ("max_beta", max_beta)) if v is not None}
+    shown = ", ".join([str(T)] + [f"{k}={v:g}" for k, v in kwargs.items()])
+    r = student.call("cosine_beta_schedule", T, **kwargs, default_dtype=F64)
+    betas = expect_tensor(r.value, shape=(T,), dtype=F64, what=f"cosine_beta_schedule({shown}) (default dtype float64)")
+    ab = cosine_alpha_bar(T, 0.008 if s is None else s)
+    unclipped = 1 - ab[1:] / ab[:-1]  # increasing in t, so the clipped steps are a suffix
+    cap = 0.999 if max_beta is None else max_beta
+    k = int((unclipped < cap).sum())
+    if k:
+        expect_close(torch.cumprod(1 - betas[:k], 0), ab[1:k + 1], atol=1e-12,
+                     what=f"alpha_bars = cumprod(1 - betas) of {shown} at the {k} steps below the clip "
+                          f"(expected f(t+1)/f(0), f(u) = cos((u/T + s)/(1 + s) pi/2)^2)")
+    if k < T:
+        expect_close(betas[k:], torch.full((T - k,), cap, dtype=F64),
+                     what=f"betas of {shown} at the last {T - k} steps (where 1 - alpha_bar_(t+1)/alpha_bar_t "
+                          f">= max_beta = {cap:g}, betas must be clipped to max_beta)")
+
+
 @checks.add("cosine_beta_schedule", "matches the reference")
-@given(args=cosine_args(), dtype=st.sampled_from([F32, F64]))
-def cosine_matches_reference(student, args, dtype):
-    T, s, max_beta = args
+@given(T=st.integers(1, 1000), s=optional_floats(0.008, 1e-3, 0.05), max_beta=optional_floats(0.999, 0.02, 0.999),
+       dtype=st.sampled_from([F32, F64]))
+def cosine_matches_reference(student, T, s, max_beta, dtype):
     kwargs = {k: v for k, v in (("s", s), ("max_beta", max_beta)) if v is not None}
     got = student.call("cosine_beta_schedule", T, **kwargs, default_dtype=dtype).value
     with default_dtype(dtype):
@@ -86,7 +155,7 @@ def q_sample_matches_reference(student, case):
 @checks.add("q_posterior_mean_variance", "matches the reference")
 @given(data=st.data(), case=cases())
 def posterior_matches_reference(student, data, case):
-    x_t = data.draw(tensors(case.x0.shape, case.dtype, low=-5, high=5))
+    x_t = data.draw(tensors(case.x0.shape, case.dtype, low=-5, high=5), label="x_t")
     mean, var = ref.q_posterior_mean_variance(case.x0.double(), x_t.double(), case.t, case.betas.double())
     got = expect_tuple(student.q_posterior_mean_variance(case.x0, x_t, case.t, case.betas), 2)
     expect_close(got[0], mean.to(case.dtype), what="posterior mean", atol=atol_for(case.dtype, 10))
@@ -97,7 +166,7 @@ def posterior_matches_reference(student, data, case):
 @checks.add("predict_x0_from_noise", "matches the reference")
 @given(data=st.data(), case=cases())
 def x0_matches_reference(student, data, case):
-    x_t = data.draw(tensors(case.x0.shape, case.dtype, low=-5, high=5))
+    x_t = data.draw(tensors(case.x0.shape, case.dtype, low=-5, high=5), label="x_t")
     expected = ref.predict_x0_from_noise(x_t.double(), case.t, case.noise.double(), case.alpha_bars.double())
     scale = float(expected.abs().max())
     expect_close(student.predict_x0_from_noise(x_t, case.t, case.noise, case.alpha_bars), expected.to(case.dtype),
@@ -107,10 +176,24 @@ def x0_matches_reference(student, data, case):
 # ---------------------------------------------------------------------- loss and samplers
 
 
+@checks.add("noise_prediction_loss", "mean over all elements of (noise - model(x_t, t))^2 (affine model)", points=2)
+@given(data=st.data(), case=cases(x_bound=3.0))
+def loss_affine_values(student, data, case):
+    event = tuple(case.x0.shape[1:])
+    if event and data.draw(st.booleans(), label="per_channel_model"):  # one coefficient per channel
+        event = (event[0],) + (1,) * (len(event) - 1)
+    scale, shift = draw_affine(data, len(case.betas), event, case.dtype)
+    loss = student.noise_prediction_loss(affine_eps(scale, shift), case.x0, case.t, case.noise, case.alpha_bars)
+    x_t = q_sample_formula(case.x0, case.t, case.noise, case.alpha_bars)
+    expected = ((case.noise.double() - affine_prediction(scale, shift, x_t, case.t)) ** 2).mean()
+    expect_close(loss, expected.to(case.dtype), what=f"loss ({name(case.dtype)}) with the model "
+                 "eps_hat = scale[t] * x_t + shift[t] (mean, not sum, of the squared errors)")
+
+
 @checks.add("noise_prediction_loss", "matches the reference with an MLP noise model, loss and gradients")
 @given(data=st.data(), dtype=st.sampled_from([F32, F64]), seed=st.integers(0, 2**16))
 def loss_matches_reference(student, data, dtype, seed):
-    case = data.draw(cases(shape=st.tuples(st.integers(1, 6), st.just(3)), dtype=dtype, x_bound=3.0))
+    case = data.draw(cases(shape=st.tuples(st.integers(1, 6), st.just(3)), dtype=dtype, x_bound=3.0), label="case")
     model = mlp_fixture(3, len(case.betas), dtype, seed)
     r = student.call("noise_prediction_loss", model, case.x0, case.t, case.noise, case.alpha_bars, wrt=(model,))
     net = built(model)
@@ -123,11 +206,23 @@ def loss_matches_reference(student, data, dtype, seed):
         expect_close(grads[pname], p.grad.to(dtype), what=f"d loss / d {pname}", atol=atol_for(dtype, 10))
 
 
+@checks.add("p_sample_step", "posterior mean at the predicted x0 plus sqrt(posterior variance) * noise (affine model)")
+@given(data=st.data(), case=cases(x_bound=3.0))
+def p_sample_affine_values(student, data, case):
+    x_t = data.draw(tensors(case.x0.shape, case.dtype, low=-4, high=4), label="x_t")
+    scale, shift = draw_affine(data, len(case.betas), tuple(case.x0.shape[1:]), case.dtype, bound=1.0)
+    got = student.p_sample_step(affine_eps(scale, shift), x_t, case.t, case.betas, case.noise)
+    expected, atol = ddpm_step_expected(case, x_t, scale, shift, case.t)
+    expect_close(got, expected.to(case.dtype), atol=atol,
+                 what=f"x_(t-1) ({name(case.dtype)} data, {name(case.betas.dtype)} betas; model "
+                      "eps_hat = scale[t] * x_t + shift[t])")
+
+
 @checks.add("p_sample_step", "matches the reference with an MLP noise model")
 @given(data=st.data(), dtype=st.sampled_from([F32, F64]), seed=st.integers(0, 2**16))
 def p_sample_matches_reference(student, data, dtype, seed):
-    case = data.draw(cases(shape=st.tuples(st.integers(1, 6), st.just(3)), dtype=dtype, x_bound=3.0))
-    x_t = data.draw(tensors(case.x0.shape, dtype, low=-4, high=4))
+    case = data.draw(cases(shape=st.tuples(st.integers(1, 6), st.just(3)), dtype=dtype, x_bound=3.0), label="case")
+    x_t = data.draw(tensors(case.x0.shape, dtype, low=-4, high=4), label="x_t")
     model = mlp_fixture(3, len(case.betas), dtype, seed)
     with torch.no_grad():
         expected = ref.p_sample_step(built(model), x_t.double(), case.t, case.betas.double(), case.noise.double())
@@ -135,13 +230,30 @@ def p_sample_matches_reference(student, data, dtype, seed):
     expect_close(got, expected.to(dtype), what="x_(t-1)", atol=atol_for(dtype, float(expected.abs().max()) * 100))
 
 
+@checks.add("ddim_step", "any eta: sqrt(a_prev) x0_hat + sqrt(1 - a_prev - sigma^2) eps + sigma noise", points=2)
+@given(data=st.data(), case=cases(x_bound=3.0), eta=st.sampled_from([0.0, 0.5, 1.0]) | st.floats(0.0, 1.0))
+def ddim_any_eta(student, data, case, eta):
+    """The model is the noise oracle of case.x0 and x_t = q_sample(case.x0, t, case.noise), so the model
+    predicts case.noise and x0_hat = case.x0."""
+    t_prev = data.draw(t_prevs(case.t), label="t_prev")
+    x_t = q_sample_formula(case.x0, case.t, case.noise, case.alpha_bars).to(case.dtype)
+    z = data.draw(tensors(case.x0.shape, case.dtype, low=-4, high=4), label="noise")
+    got = student.ddim_step(noise_oracle(case.x0, case.alpha_bars), x_t, case.t, t_prev, case.alpha_bars, eta, z)
+    a, a_prev = (per_example(ab_at(case.alpha_bars, s), x_t) for s in (case.t, t_prev))
+    sigma = ddim_sigma(a, a_prev, eta)
+    expected = (a_prev.sqrt() * case.x0.double() + (1 - a_prev - sigma**2).clamp(min=0).sqrt() * case.noise.double()
+                + sigma * z.double())
+    atol = atol_for(case.dtype, float(x_t.abs().max() / a.min().sqrt()) * 10)
+    expect_close(got, expected.to(case.dtype), atol=atol,
+                 what=f"x_prev with eta = {eta:g} and the true noise as the model's prediction")
+
+
 @checks.add("ddim_step", "matches the reference for any eta (up to 1.5: clamp 1 - a_prev - sigma^2 at 0) and t_prev")
-@given(data=st.data(), inputs=ddim_inputs(), eta=st.floats(0.0, 1.0) | st.floats(1.0, 1.5))
-def ddim_matches_reference(student, data, inputs, eta):
-    case, t_prev = inputs
-    x_t = data.draw(tensors(case.x0.shape, case.dtype, low=-4, high=4))
-    scale = data.draw(tensors((len(case.betas), *case.x0.shape[1:]), case.dtype, low=-1, high=1))
-    shift = data.draw(tensors((len(case.betas), *case.x0.shape[1:]), case.dtype, low=-1, high=1))
+@given(data=st.data(), case=cases(x_bound=3.0), eta=st.floats(0.0, 1.0) | st.floats(1.0, 1.5))
+def ddim_matches_reference(student, data, case, eta):
+    t_prev = data.draw(t_prevs(case.t), label="t_prev")
+    x_t = data.draw(tensors(case.x0.shape, case.dtype, low=-4, high=4), label="x_t")
+    scale, shift = draw_affine(data, len(case.betas), tuple(case.x0.shape[1:]), case.dtype, bound=1.0)
     model = affine_eps(scale, shift)
     with torch.no_grad():
         expected = ref.ddim_step(built(model), x_t.double(), case.t, t_prev, case.alpha_bars.double(), eta,
@@ -155,11 +267,29 @@ def ddim_matches_reference(student, data, inputs, eta):
 # ---------------------------------------------------------------------- guidance, thresholding, inpainting
 
 
+@checks.add("classifier_free_guidance", "eps_uncond + w (eps_cond - eps_uncond) for a float w or a per-example w [B]")
+@given(data=st.data(), per_example_w=st.booleans())
+def cfg_values(student, data, per_example_w):
+    eps_c, eps_u = eps_pairs(data)
+    B = eps_c.shape[0]
+    if per_example_w:
+        w = data.draw(tensors((B,), eps_c.dtype, low=-1, high=10), label="w")
+        w_b = per_example(w.double(), eps_c)
+    else:
+        w = data.draw(st.floats(-1, 10), label="w")
+        w_b = torch.tensor(w, dtype=F64)
+    expected = eps_u.double() + w_b * (eps_c.double() - eps_u.double())
+    expect_close(student.classifier_free_guidance(eps_c, eps_u, w), expected.to(eps_c.dtype),
+                 atol=atol_for(eps_c.dtype, 100),
+                 what="guided eps" + (" (w [B]: reshape to [B, 1, ..., 1])" if per_example_w else ""))
+
+
 @checks.add("classifier_free_guidance", "matches the reference")
-@given(data=st.data(), inputs=guidance_inputs(), per_example_w=st.booleans())
-def cfg_matches_reference(student, data, inputs, per_example_w):
-    eps_c, eps_u = inputs
-    w = data.draw(tensors((eps_c.shape[0],), eps_c.dtype, low=-2, high=8) if per_example_w else st.floats(-2, 8))
+@given(data=st.data(), per_example_w=st.booleans())
+def cfg_matches_reference(student, data, per_example_w):
+    eps_c, eps_u = eps_pairs(data)
+    w = data.draw(tensors((eps_c.shape[0],), eps_c.dtype, low=-2, high=8) if per_example_w else st.floats(-2, 8),
+                  label="w")
     expected = ref.classifier_free_guidance(eps_c.double(), eps_u.double(), w.double() if per_example_w else w)
     expect_close(student.classifier_free_guidance(eps_c, eps_u, w), expected.to(eps_c.dtype), what="guided eps",
                  atol=atol_for(eps_c.dtype, 100))
@@ -169,47 +299,39 @@ def cfg_matches_reference(student, data, inputs, per_example_w):
 @given(data=st.data(), shape=data_shapes(max_side=6, min_dims=2), dtype=st.sampled_from([F32, F64]),
        percentile=st.sampled_from([None, 0.995, 0.9]) | st.floats(0.0, 1.0), bound=st.sampled_from([1.5, 5.0, 50.0]))
 def threshold_matches_reference(student, data, shape, dtype, percentile, bound):
-    x = data.draw(tensors(shape, dtype, low=-bound, high=bound))
+    x = data.draw(tensors(shape, dtype, low=-bound, high=bound), label="x0_hat")
     args = (x,) if percentile is None else (x, percentile)
     expected = ref.dynamic_threshold(*((x.double(),) + args[1:]))
     expect_close(student.dynamic_threshold(*args), expected.to(dtype),
                  what=f"thresholded x0_hat (percentile {0.995 if percentile is None else percentile:g})")
 
 
-@st.composite
-def distinct_magnitudes(draw):
-    """x with distinct |values| (no ties in the quantile) and a percentile whose interpolation position
-    p (N - 1) is not an integer (s is not exactly an element: no kink of the clip)."""
-    shape = draw(data_shapes(min_dims=2))
-    dtype = draw(st.sampled_from([F32, F64]))
+@checks.add("dynamic_threshold", "gradients match the reference (through s = quantile when s > 1)")
+@given(data=st.data(), shape=data_shapes(min_dims=2), dtype=st.sampled_from([F32, F64]))
+def threshold_gradients_match_reference(student, data, shape, dtype):
+    """x0_hat with distinct |values| (no ties in the quantile) and a percentile whose interpolation
+    position p (N - 1) is not an integer (s is not exactly an element: no kink of the clip)."""
     B, N = shape[0], int(torch.tensor(shape[1:]).prod())
-    gen = torch.Generator().manual_seed(draw(st.integers(0, 2**16)))
-    c = draw(tensors((B,), F64, low=0.3, high=3.0))
+    gen = torch.Generator().manual_seed(data.draw(st.integers(0, 2**16), label="magnitude_seed"))
+    c = data.draw(tensors((B,), F64, low=0.3, high=3.0), label="c")
     mags = torch.stack([torch.randperm(N, generator=gen) for _ in range(B)]).double() + 1
     signs = torch.randint(0, 2, (B, N), generator=gen).double() * 2 - 1
     x = (c[:, None] * mags * signs).reshape(shape).to(dtype)
-    p = draw(st.floats(0.0, 1.0).filter(lambda p: 0.05 < (p * (N - 1)) % 1 < 0.95 or N == 1))
-    return x, p
-
-
-@checks.add("dynamic_threshold", "gradients match the reference (through s = quantile when s > 1)")
-@given(data=st.data(), inputs=distinct_magnitudes())
-def threshold_gradients_match_reference(student, data, inputs):
-    x, p = inputs
-    cot = data.draw(tensors(x.shape, x.dtype, low=-2, high=2))
+    p = data.draw(st.floats(0.0, 1.0).filter(lambda p: 0.05 < (p * (N - 1)) % 1 < 0.95 or N == 1), label="percentile")
+    cot = data.draw(tensors(x.shape, x.dtype, low=-2, high=2), label="cotangent")
     r = student.call("dynamic_threshold", x, p, wrt=(x,), cotangent=cot)
     leaf = x.double().requires_grad_(True)
     expected = torch.autograd.grad(ref.dynamic_threshold(leaf, p), leaf, cot.double())[0]
     got = r.grad(x)
     expect(got is not None, "no gradient reached x0_hat: keep the computation differentiable (s included)")
-    expect_close(got, expected.to(x.dtype), what=f"gradient of the thresholded x0_hat wrt x0_hat (percentile {p:g})",
-                 atol=atol_for(x.dtype, 10))
+    expect_close(got, expected.to(x.dtype), what=f"gradient of the thresholded x0_hat wrt x0_hat = {x!r} "
+                 f"(percentile {p:g})", atol=atol_for(x.dtype, 10))
 
 
 @checks.add("inpaint_merge", "matches the reference")
-@given(inputs=inpaint_inputs())
-def inpaint_matches_reference(student, inputs):
-    case, x_prev, mask, t_prev = inputs
+@given(data=st.data(), case=cases(x_bound=3.0))
+def inpaint_matches_reference(student, data, case):
+    x_prev, mask, t_prev = inpaint_draws(data, case)
     expected = ref.inpaint_merge(x_prev.double(), case.x0.double(), mask.double(), t_prev, case.alpha_bars.double(),
                                  case.noise.double())
     expect_close(student.inpaint_merge(x_prev, case.x0, mask, t_prev, case.alpha_bars, case.noise),

@@ -1,11 +1,17 @@
 """hw5_diffusion public checks: properties that need no reference implementation.
 
-Students run these with `dgm-grade check diffusion.py`. Expected values come
-from definitions computed here in the judge, derived independently where the
-spec allows: the posterior by conditioning the joint Gaussian of
-(x_{t-1}, x_t) given x0, the ancestral chain's moments by propagating them
-through the linear-Gaussian chain, DDIM by its consistency with the forward
-process, dynamic thresholding on inputs whose quantiles are known in closed form.
+Students run these with `dgm-grade check diffusion.py`. No check here computes a
+graded function by its handout formula. Expected values come from definitions
+of other quantities, derived in the judge: the forward process's marginal by
+running its Markov chain (Ho et al. 2020, eq. 2), the posterior by conditioning
+the joint Gaussian of (x_{t-1}, x_t) given x0, the ancestral chain's moments by
+propagating them through the linear-Gaussian chain, and dynamic thresholding on
+inputs whose quantiles are known by construction. The rest are properties the
+handout states (special cases, invariances, consistency with the function's own
+values); each of those scores only when a check pinning the function's value
+passes (``requires``). Where only the handout formula pins a value, the pin is a
+hidden check (checks_hidden.py), and the public properties of that function are
+gated by it under `grade`.
 
 Statistical checks state their false-fail probability; each uses a fixed
 seed, so the same code always gets the same score.
@@ -25,9 +31,9 @@ from grader.strategies import tensors
 from grader.worker.fixtures import build
 
 from .models import (
-    F64, ab_at, affine_eps, alpha_bars_of, ancestral_chain_moments, cases, data_shapes,
-    ddim_sigma, fixed_eps, gaussian_eps_coefficients, noise_oracle, per_example, posterior_by_conditioning,
-    q_sample_formula, x0_from_noise,
+    F64, Case, ab_at, affine_eps, alpha_bars_of, ancestral_chain_moments, cases, chain_marginal, chain_sample,
+    data_shapes, expect_gradients_match_values, fixed_eps, gaussian_eps_coefficients, noise_oracle, per_example,
+    posterior_by_conditioning,
 )
 
 checks = Checks()
@@ -64,59 +70,60 @@ def expect_grads(result, inputs: dict[str, torch.Tensor], expected: list[torch.T
         expect_close(got, g.to(x.dtype), what=f"gradient of the {what} wrt {label}", atol=atol)
 
 
-def random_affine(draw, T: int, event: tuple[int, ...], dtype: torch.dtype, bound: float = 1.5):
-    """scale, shift [T, *event] for an affine_eps model with values in [-bound, bound]."""
-    scale = draw(tensors((T, *event), dtype, low=-bound, high=bound))
-    shift = draw(tensors((T, *event), dtype, low=-bound, high=bound))
+def draw_affine(data, T: int, event: tuple[int, ...], dtype: torch.dtype, bound: float = 1.5):
+    """scale, shift [T, *event] of an affine_eps model (eps_hat = scale[t] x_t + shift[t]) in [-bound, bound]."""
+    scale = data.draw(tensors((T, *event), dtype, low=-bound, high=bound), label="model.scale")
+    shift = data.draw(tensors((T, *event), dtype, low=-bound, high=bound), label="model.shift")
     return scale, shift
 
 
-def affine_prediction(scale: torch.Tensor, shift: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    return scale.double()[t] * x_t.double() + shift.double()[t]
+def oracle_noise(x0_hat: torch.Tensor, alpha_bars: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """What the noise_oracle(x0_hat) model predicts at (x_t, t), evaluated here in float64 (the model, not a
+    graded function)."""
+    model = build("noise_oracle", {}, {"x0": x0_hat.double(), "alpha_bars": alpha_bars.double()})
+    return model(x_t.double(), t)
 
 
 # ---------------------------------------------------------------------- linear_beta_schedule
 
 
 @checks.add("linear_beta_schedule", "T values from beta_start to beta_end, evenly spaced (as torch.linspace)", points=2)
-@given(T=st.integers(2, 1000), start=st.floats(1e-5, 1e-2), width=st.floats(0.0, 0.5), defaults=st.booleans())
-def linear_values(student, T, start, width, defaults):
+@given(T=st.integers(2, 1000), beta_start=st.floats(1e-5, 1e-2), width=st.floats(0.0, 0.5), defaults=st.booleans())
+def linear_values(student, T, beta_start, width, defaults):
+    """The handout: "T values evenly spaced from beta_start to beta_end inclusive (as torch.linspace)": the
+    first is beta_start, the last beta_end, and consecutive differences are all equal."""
     if defaults:
-        start, end = 1e-4, 0.02
+        beta_start, beta_end = 1e-4, 0.02
         r = student.call("linear_beta_schedule", T, default_dtype=F64)
+        shown = f"linear_beta_schedule({T})"
     else:
-        end = start + width
-        r = student.call("linear_beta_schedule", T, start, end, default_dtype=F64)
-    betas = expect_tensor(r.value, shape=(T,), dtype=F64, what=f"linear_beta_schedule({T}) (default dtype float64)")
-    expected = start + (end - start) * torch.arange(T, dtype=F64) / (T - 1)
-    expect_close(betas[[0, -1]], torch.tensor([start, end], dtype=F64),
-                 what="first and last betas (must be beta_start and beta_end" + (", defaults 1e-4 and 0.02)" if defaults else ")"))
-    expect_close(betas, expected, what="betas (evenly spaced from beta_start to beta_end inclusive)", atol=1e-12)
+        beta_end = beta_start + width
+        r = student.call("linear_beta_schedule", T, beta_start, beta_end, default_dtype=F64)
+        shown = f"linear_beta_schedule({T}, beta_start={beta_start:g}, beta_end={beta_end:g})"
+    betas = expect_tensor(r.value, shape=(T,), dtype=F64, what=f"{shown} (default dtype float64)")
+    expect_close(betas[[0, -1]], torch.tensor([beta_start, beta_end], dtype=F64),
+                 what=f"first and last betas of {shown} (\"from beta_start to beta_end inclusive\""
+                      + (", defaults 1e-4 and 0.02)" if defaults else ")"))
+    steps = betas[1:] - betas[:-1]
+    expect_close(steps, steps.mean().expand(T - 1), atol=1e-12,
+                 what=f"differences between consecutive betas of {shown} (\"evenly spaced\": all equal)")
 
 
-@checks.add("linear_beta_schedule", "returned in the default dtype")
-@given(T=st.integers(1, 50), dtype=st.sampled_from([F32, F64]))
+@checks.add("linear_beta_schedule", "returned in the default dtype", requires=("linear_values",))
+@given(T=st.integers(2, 50), dtype=st.sampled_from([F32, F64]))
 def linear_dtype(student, T, dtype):
     r = student.call("linear_beta_schedule", T, 1e-3, 0.05, default_dtype=dtype)
     expect_tensor(r.value, shape=(T,), dtype=dtype,
-                  what=f"linear_beta_schedule({T}) with torch's default dtype {name(dtype)}")
+                  what=f"linear_beta_schedule({T}, 1e-3, 0.05) with torch's default dtype {name(dtype)} "
+                       "(the handout: \"[T] betas in the default dtype\")")
 
 
 # ---------------------------------------------------------------------- cosine_beta_schedule
 
-def cosine_alpha_bar(T: int, s: float) -> torch.Tensor:
-    """Nichol & Dhariwal (2021), eq. 17: f(u)/f(0), f(u) = cos((u/T + s)/(1 + s) pi/2)^2, u = 0..T (float64)."""
-    u = torch.arange(T + 1, dtype=F64)
-    f = torch.cos((u / T + s) / (1 + s) * math.pi / 2) ** 2
-    return f / f[0]
 
-
-@st.composite
-def cosine_args(draw):
-    T = draw(st.integers(1, 1000))
-    s = draw(st.sampled_from([None, 0.008]) | st.floats(1e-3, 0.05))
-    max_beta = draw(st.sampled_from([None, 0.999]) | st.floats(0.02, 0.999))
-    return T, s, max_beta
+def optional_floats(default: float, low: float, high: float):
+    """None (the argument left out, so its default applies), the default itself, or a value in [low, high]."""
+    return st.sampled_from([None, default]) | st.floats(low, high)
 
 
 def call_cosine(student, T, s, max_beta, dtype):
@@ -127,51 +134,58 @@ def call_cosine(student, T, s, max_beta, dtype):
                          f"(default dtype {name(dtype)})"), shown
 
 
-@checks.add("cosine_beta_schedule", "cumprod(1 - betas) is the cosine alpha_bar below the clip, "
-            "betas are max_beta beyond it", points=2)
-@given(args=cosine_args())
-def cosine_alpha_bars(student, args):
-    T, s, max_beta = args
-    betas, shown = call_cosine(student, T, s, max_beta, F64)
-    ab = cosine_alpha_bar(T, 0.008 if s is None else s)
-    unclipped = 1 - ab[1:] / ab[:-1]  # increasing in t, so the clipped steps are a suffix
-    cap = 0.999 if max_beta is None else max_beta
-    k = int((unclipped < cap).sum())
-    if k:
-        expect_close(torch.cumprod(1 - betas[:k], 0), ab[1:k + 1], atol=1e-12,
-                     what=f"alpha_bars = cumprod(1 - betas) of {shown} at the {k} steps below the clip "
-                          f"(expected f(t+1)/f(0), f(u) = cos((u/T + s)/(1 + s) pi/2)^2)")
-    if k < T:
-        expect_close(betas[k:], torch.full((T - k,), cap, dtype=F64),
-                     what=f"betas of {shown} at the last {T - k} steps (where 1 - alpha_bar_(t+1)/alpha_bar_t "
-                          f">= max_beta = {cap:g}, betas must be clipped to max_beta)")
-
-
-@checks.add("cosine_beta_schedule", "returned in the default dtype, within (0, max_beta]")
-@given(args=cosine_args())
-def cosine_float32(student, args):
-    T, s, max_beta = args
+@checks.add("cosine_beta_schedule", "returned in the default dtype, within (0, max_beta]; float32 agrees with float64",
+            requires=("cosine_alpha_bars",))
+@given(T=st.integers(1, 1000), s=optional_floats(0.008, 1e-3, 0.05), max_beta=optional_floats(0.999, 0.02, 0.999))
+def cosine_float32(student, T, s, max_beta):
+    """betas = min(1 - alpha_bar_(t+1)/alpha_bar_t, max_beta) lie in (0, max_beta] (f decreases on [0, T]);
+    the float32 schedule is the float64 one rounded: cumprod(1 - betas) within 1e-3 relative, 1e-5 absolute."""
     betas, shown = call_cosine(student, T, s, max_beta, F32)
     cap = 0.999 if max_beta is None else max_beta
     expect(bool((betas > 0).all()) and bool((betas <= torch.tensor(cap, dtype=F32)).all()),
-           f"betas of {shown} must lie in (0, max_beta = {cap:g}]; got min {betas.min().item():.4g}, "
-           f"max {betas.max().item():.4g}")
-    ab = cosine_alpha_bar(T, 0.008 if s is None else s)
-    k = int(((1 - ab[1:] / ab[:-1]) < cap).sum())
-    expect_close(torch.cumprod(1 - betas.double()[:k], 0), ab[1:k + 1].to(F64), atol=1e-5, rtol=1e-3,
-                 what=f"alpha_bars = cumprod(1 - betas) of {shown} below the clip (float32)")
+           f"betas of {shown} must lie in (0, max_beta = {cap:g}] (betas[t] = min(1 - alpha_bar_(t+1) / "
+           f"alpha_bar_t, max_beta)); got min {betas.min().item():.4g}, max {betas.max().item():.4g}")
+    betas64, _ = call_cosine(student, T, s, max_beta, F64)
+    expect_close(torch.cumprod(1 - betas.double(), 0), torch.cumprod(1 - betas64, 0), atol=1e-5, rtol=1e-3,
+                 what=f"alpha_bars = cumprod(1 - betas) of {shown} with default dtype float32, against your float64 "
+                      "schedule (compute in float64 and convert at the end, as the handout suggests)")
+
+
+@checks.add("cosine_beta_schedule", "alpha_bar depends on t / T only; the last beta is max_beta",
+            requires=("cosine_alpha_bars",))
+@given(T=st.integers(1, 500), s=optional_floats(0.008, 1e-3, 0.05), max_beta=optional_floats(0.999, 0.02, 0.999))
+def cosine_time_rescaling(student, T, s, max_beta):
+    """f(u) = cos((u/T + s)/(1 + s) pi/2)^2 depends on u/T: alpha_bar_u of T steps is alpha_bar_(2u) of 2T
+    steps, at every step below the clip of both (a clipped step of 2T steps lies beyond the clip of T
+    steps: the two steps of 2T that make one of T each remove less). And f(T) = cos(pi/2)^2 = 0, so the
+    last beta, 1 - 0 / alpha_bar_(T-1) = 1, is clipped to max_beta."""
+    cap = 0.999 if max_beta is None else max_beta
+    betas, shown = call_cosine(student, T, s, max_beta, F64)
+    fine, shown_fine = call_cosine(student, 2 * T, s, max_beta, F64)
+    expect_close(betas[-1:], torch.tensor([cap], dtype=F64),
+                 what=f"last beta of {shown} (alpha_bar_T = f(T) / f(0) = 0, so it is min(1, max_beta) = {cap:g})")
+    k = int(torch.cumprod((betas < cap).long(), 0).sum())  # steps before the first clipped one
+    if k:
+        expect_close(torch.cumprod(1 - fine, 0)[1:2 * k:2], torch.cumprod(1 - betas, 0)[:k], atol=1e-12,
+                     what=f"alpha_bar_(2t+1) = cumprod(1 - betas) of {shown_fine} against alpha_bar_t of {shown} "
+                          f"at the {k} steps below the clip (f(u) depends on u / T only)")
 
 
 # ---------------------------------------------------------------------- q_sample
 
 
-@checks.add("q_sample", "exact for given noise: sqrt(alpha_bars[t]) x0 + sqrt(1 - alpha_bars[t]) noise", points=2)
+@checks.add("q_sample", "is the forward chain's marginal: sqrt(alpha_bars[t]) x0 + sqrt(1 - alpha_bars[t]) noise",
+            points=2)
 @given(case=cases())
 def q_sample_values(student, case):
+    """Running the forward chain x_u = sqrt(1 - betas[u]) x_(u-1) + sqrt(betas[u]) z_u from x0 for u = 0..t
+    gives x_t = k x0 + s * (standard normal), k and s computed by the chain's recursion (Ho et al. 2020,
+    eqs. 2 and 4): q_sample(x0, t, noise) must be k x0 + s noise."""
     got = student.q_sample(case.x0, case.t, case.noise, case.alpha_bars)
-    expected = q_sample_formula(case.x0, case.t, case.noise, case.alpha_bars)
+    expected = chain_sample(case.x0, case.t, case.noise, case.betas)
     expect_close(got, expected.to(case.dtype), what=f"x_t ({name(case.dtype)} data, {name(case.alpha_bars.dtype)} "
-                 f"schedule: the result takes the data's dtype)")
+                 "schedule: the result takes the data's dtype); the handout: x_t = sqrt(alpha_bars[t]) * x0 + "
+                 "sqrt(1 - alpha_bars[t]) * noise")
 
 
 @checks.add("q_sample", "per-example coefficients broadcast over images [B, C, H, W]")
@@ -180,26 +194,22 @@ def q_sample_values(student, case):
 def q_sample_images(student, case):
     got = expect_tensor(student.q_sample(case.x0, case.t, case.noise, case.alpha_bars), shape=case.x0.shape,
                         dtype=F64, what="x_t for image-shaped x0")
+    expected = chain_sample(case.x0, case.t, case.noise, case.betas)
     for b in range(case.x0.shape[0]):
-        expected = q_sample_formula(case.x0[b:b + 1], case.t[b:b + 1], case.noise[b:b + 1], case.alpha_bars)
-        expect_close(got[b:b + 1], expected, what=f"x_t of example {b} (t = {case.t[b].item()}): reshape "
-                     "alpha_bars[t] to [B, 1, 1, 1] so each example uses its own t")
+        expect_close(got[b], expected[b], what=f"x_t of example {b} (t = {case.t[b].item()}): the handout: "
+                     "\"Per-example coefficients ([B], gathered with schedule[t]) must be reshaped to [B, 1, ..., 1]\" "
+                     "so each example uses its own t")
 
 
-@checks.add("q_sample", "differentiable: d x_t/d x0 = sqrt(alpha_bar), d x_t/d noise = sqrt(1 - alpha_bar); "
-            "inputs unchanged")
+@checks.add("q_sample", "differentiable in x0 and noise; inputs unchanged", requires=("q_sample_values",))
 @given(data=st.data(), case=cases(x_bound=3.0))
 def q_sample_gradients(student, data, case):
-    cot = data.draw(tensors(case.x0.shape, case.dtype, low=-2, high=2))
-    r = student.call("q_sample", case.x0, case.t, case.noise, case.alpha_bars, wrt=(case.x0, case.noise),
-                     cotangent=cot, return_inputs=True)
+    cot = data.draw(tensors(case.x0.shape, case.dtype, low=-2, high=2), label="cotangent")
+    inputs = {"x0": case.x0, "t": case.t, "noise": case.noise, "alpha_bars": case.alpha_bars}
+    r = student.call("q_sample", *inputs.values(), wrt=(case.x0, case.noise), cotangent=cot, return_inputs=True)
     expect_tensor(r.value, shape=case.x0.shape, dtype=case.dtype, what="x_t")
-    g_x0, g_noise = r.grad(case.x0), r.grad(case.noise)
-    expect(g_x0 is not None and g_noise is not None, "no gradient reached x0 or noise (keep x_t differentiable)")
-    ab = per_example(ab_at(case.alpha_bars, case.t), case.x0)
-    expect_close(g_x0, (cot.double() * ab.sqrt()).to(case.dtype), what="gradient wrt x0")
-    expect_close(g_noise, (cot.double() * (1 - ab).sqrt()).to(case.dtype), what="gradient wrt noise")
-    expect_unchanged(r, case.x0, case.t, case.noise, case.alpha_bars)
+    expect_gradients_match_values(student, "q_sample", inputs, r, cot, ("x0", "noise"), what="x_t")
+    expect_unchanged(r, *inputs.values())
 
 
 # ---------------------------------------------------------------------- q_posterior_mean_variance
@@ -208,49 +218,52 @@ def q_sample_gradients(student, data, case):
 @checks.add("q_posterior_mean_variance", "equals Gaussian conditioning of (x_{t-1}, x_t) given x0", points=3)
 @given(data=st.data(), case=cases())
 def posterior_values(student, data, case):
-    x_t = data.draw(tensors(case.x0.shape, case.dtype, low=-5, high=5))
+    x_t = data.draw(tensors(case.x0.shape, case.dtype, low=-5, high=5), label="x_t")
     out = expect_tuple(student.q_posterior_mean_variance(case.x0, x_t, case.t, case.betas), 2,
                        what="q_posterior_mean_variance(x0, x_t, t, betas)")
     mean, var = posterior_by_conditioning(case.x0, x_t, case.t, case.betas)
     atol = atol_for(case.dtype, float(case.x0.abs().max() + x_t.abs().max()))
     dtypes = f"({name(case.dtype)} data, {name(case.betas.dtype)} betas)"
-    expect_close(out[0], mean.to(case.dtype), what=f"posterior mean {dtypes}", atol=atol)
-    expect_close(out[1], var.to(case.dtype), what=f"posterior variance {dtypes}, broadcastable to x_t",
+    expect_close(out[0], mean.to(case.dtype), what=f"posterior mean {dtypes} (Ho et al. 2020, eq. 7)", atol=atol)
+    expect_close(out[1], var.to(case.dtype), what=f"posterior variance beta_tilde_t {dtypes}, broadcastable to x_t",
                  broadcast=True, atol=atol_for(case.dtype))
 
 
-@checks.add("q_posterior_mean_variance", "is (x0, 0) at t == 0 (never alpha_bars[-1])")
+@checks.add("q_posterior_mean_variance", "is (x0, 0) at t == 0 (never alpha_bars[-1])",
+            requires=("posterior_values",))
 @given(data=st.data(), case=cases(max_T=30))
 def posterior_at_zero(student, data, case):
     B = case.x0.shape[0]
     t = torch.zeros(B, dtype=torch.int64)
     if B > 1:  # some later steps in the same batch
         t[1:] = case.t[1:]
-    x_t = data.draw(tensors(case.x0.shape, case.dtype, low=-5, high=5))
+    x_t = data.draw(tensors(case.x0.shape, case.dtype, low=-5, high=5), label="x_t")
     mean, var = expect_tuple(student.q_posterior_mean_variance(case.x0, x_t, t, case.betas), 2)
     mean = expect_tensor(mean, shape=case.x0.shape, dtype=case.dtype, what="posterior mean")
     var = expect_tensor(var, dtype=case.dtype, what="posterior variance")
     zero = t == 0
-    expect_close(mean[zero], case.x0[zero], what="posterior mean where t == 0 (must be x0)", atol=atol_for(case.dtype))
+    expect_close(mean[zero], case.x0[zero], what="posterior mean where t == 0 (the handout: \"At t == 0 the result "
+                 "must be exactly (x0, 0)\")", atol=atol_for(case.dtype))
     try:
         var_full = var.expand(case.x0.shape)
     except RuntimeError:
         raise AssertionError(f"posterior variance: shape {list(var.shape)} does not broadcast to x_t "
                              f"{list(case.x0.shape)}") from None
-    expect_close(var_full[zero], torch.zeros_like(case.x0[zero]), what="posterior variance where t == 0 (must be 0)",
-                 atol=1e-12)
+    expect_close(var_full[zero], torch.zeros_like(case.x0[zero]), atol=1e-12,
+                 what="posterior variance where t == 0 (the handout: \"At t == 0 the result must be exactly (x0, 0)\")")
 
 
-@checks.add("q_posterior_mean_variance", "keeps x_t's dtype, differentiable mean, inputs unchanged")
+@checks.add("q_posterior_mean_variance", "keeps x_t's dtype, differentiable mean, inputs unchanged",
+            requires=("posterior_values",))
 @given(data=st.data(), case=cases())
 def posterior_dtype(student, data, case):
-    x_t = data.draw(tensors(case.x0.shape, case.dtype, low=-5, high=5))
-    cot = data.draw(tensors(case.x0.shape, case.dtype, low=-2, high=2))
+    x_t = data.draw(tensors(case.x0.shape, case.dtype, low=-5, high=5), label="x_t")
+    cot = data.draw(tensors(case.x0.shape, case.dtype, low=-2, high=2), label="cotangent")
     r = student.call("q_posterior_mean_variance", case.x0, x_t, case.t, case.betas, wrt=(case.x0, x_t), output=(0,),
                      cotangent=cot, return_inputs=True)
     mean, var = expect_tuple(r.value, 2)
-    expect_tensor(mean, shape=case.x0.shape, dtype=case.dtype, what="posterior mean")
-    expect_tensor(var, dtype=case.dtype, what="posterior variance")
+    expect_tensor(mean, shape=case.x0.shape, dtype=case.dtype, what="posterior mean (in x_t's dtype)")
+    expect_tensor(var, dtype=case.dtype, what="posterior variance (in x_t's dtype)")
     expected = judge_vjp(lambda a, b: posterior_by_conditioning(a, b, case.t, case.betas)[0], [case.x0, x_t], cot)
     expect_grads(r, {"x0": case.x0, "x_t": x_t}, expected, what="posterior mean")
     expect_unchanged(r, case.x0, x_t, case.t, case.betas)
@@ -262,163 +275,154 @@ def posterior_dtype(student, data, case):
 @checks.add("predict_x0_from_noise", "inverts q_sample: recovers x0 (unclipped) from x_t and the noise", points=2)
 @given(case=cases(x_bound=20.0))
 def x0_inverts(student, case):
-    x_t = q_sample_formula(case.x0, case.t, case.noise, case.alpha_bars).to(case.dtype)
+    """x_t is the forward chain's marginal k x0 + s noise (see q_sample's check); the handout: "Invert
+    q_sample for x0 given the noise (no clipping)"."""
+    x_t = chain_sample(case.x0, case.t, case.noise, case.betas).to(case.dtype)
     got = student.predict_x0_from_noise(x_t, case.t, case.noise, case.alpha_bars)
+    what = "x0_hat for x_t = q_sample(x0, t, noise) (must be x0: no clipping)"
     if case.dtype == F64:
-        expect_close(got, case.x0, what="x0_hat for x_t = q_sample(x0, t, noise) (must be x0 exactly, no clipping)",
-                     atol=1e-8)
-    else:  # rounding x_t to float32 moves the exact answer: solve for the x0 of the rounded x_t
+        expect_close(got, case.x0, what=what, atol=1e-8)
+    else:  # rounding x_t to float32 moves the exact answer by up to 6e-8 |x_t| / sqrt(alpha_bar)
         ab = ab_at(case.alpha_bars, case.t)
         scale = float((x_t.abs().max() + case.noise.abs().max()) / ab.min().sqrt())
-        expect_close(got, x0_from_noise(x_t, case.t, case.noise, case.alpha_bars).to(F32),
-                     what="x0_hat (float32 data: the result takes the data's dtype)", atol=atol_for(F32, scale))
+        expect_close(got, case.x0, what=what + " (float32 data: the result takes the data's dtype)",
+                     atol=atol_for(F32, scale))
 
 
-@checks.add("predict_x0_from_noise", "keeps x_t's dtype, differentiable, inputs unchanged")
-@given(case=cases(x_bound=3.0))
-def x0_dtype(student, case):
-    x_t = q_sample_formula(case.x0, case.t, case.noise, case.alpha_bars).to(case.dtype)
-    r = student.call("predict_x0_from_noise", x_t, case.t, case.noise, case.alpha_bars, wrt=(x_t,), return_inputs=True)
-    expect_tensor(r.value, shape=x_t.shape, dtype=case.dtype, what="x0_hat")
-    g = r.grad(x_t)
-    expect(g is not None, "no gradient reached x_t (keep x0_hat differentiable)")
-    ab = per_example(ab_at(case.alpha_bars, case.t), x_t)
-    expect_close(g, (1 / ab.sqrt()).expand(x_t.shape).to(case.dtype), what="d x0_hat / d x_t (= 1/sqrt(alpha_bar))")
-    expect_unchanged(r, x_t, case.t, case.noise, case.alpha_bars)
+@checks.add("predict_x0_from_noise", "keeps x_t's dtype, differentiable in x_t and noise, inputs unchanged",
+            requires=("x0_inverts",))
+@given(data=st.data(), case=cases(x_bound=3.0))
+def x0_dtype(student, data, case):
+    x_t = data.draw(tensors(case.x0.shape, case.dtype, low=-4, high=4), label="x_t")
+    cot = data.draw(tensors(case.x0.shape, case.dtype, low=-2, high=2), label="cotangent")
+    inputs = {"x_t": x_t, "t": case.t, "noise": case.noise, "alpha_bars": case.alpha_bars}
+    r = student.call("predict_x0_from_noise", *inputs.values(), wrt=(x_t, case.noise), cotangent=cot,
+                     return_inputs=True)
+    expect_tensor(r.value, shape=x_t.shape, dtype=case.dtype, what="x0_hat (in x_t's dtype)")
+    expect_gradients_match_values(student, "predict_x0_from_noise", inputs, r, cot, ("x_t", "noise"), what="x0_hat")
+    expect_unchanged(r, *inputs.values())
 
 
 # ---------------------------------------------------------------------- noise_prediction_loss
 
 
-@checks.add("noise_prediction_loss", "zero for the oracle that recovers the noise from x_t = q_sample(x0, t, noise)",
-            points=2)
-@given(case=cases())
-def loss_oracle(student, case):
-    """The oracle model returns (x_t - sqrt(ab[t]) x0) / sqrt(1 - ab[t]): the true noise only if the
-    model is called on q_sample(x0, t, noise) with the same t."""
-    loss = student.noise_prediction_loss(noise_oracle(case.x0, case.alpha_bars), case.x0, case.t, case.noise,
+@checks.add("noise_prediction_loss", "a model predicting the true noise plus delta scores mean(delta^2) "
+            "(0 for the oracle)", points=2)
+@given(data=st.data(), case=cases(), exact=st.booleans())
+def loss_oracle(student, data, case, exact):
+    """The model noise_oracle(x0') predicts (x_t - sqrt(ab[t]) x0') / sqrt(1 - ab[t]): the true noise when
+    x0' = x0 and the model is called on x_t = q_sample(x0, t, noise) with the same t. With
+    x0' = x0 - (s / k) delta ((k, s) of the forward chain's marginal, see q_sample) it predicts
+    noise + delta, so the loss, a mean of squared errors, is mean(delta^2)."""
+    delta = torch.zeros_like(case.x0) if exact else data.draw(
+        tensors(case.x0.shape, case.dtype, low=-2, high=2), label="delta")
+    k, s = chain_marginal(case.betas, case.t)
+    shifted = (case.x0.double() - per_example(s / k, case.x0) * delta.double()).to(case.dtype)
+    loss = student.noise_prediction_loss(noise_oracle(shifted, case.alpha_bars), case.x0, case.t, case.noise,
                                          case.alpha_bars)
     loss = expect_tensor(loss, shape=(), dtype=case.dtype, what="loss (a scalar in the data's dtype)")
-    bound = 1e-16 if case.dtype == F64 else 1e-7
-    expect(abs(loss.item()) <= bound,
-           f"loss with a model that recovers the true noise from x_t must be 0; got {loss.item():.4g}. "
-           "Call model(q_sample(x0, t, noise, alpha_bars), t).")
+    expected = (delta.double() ** 2).mean()
+    mean_abs = float(delta.abs().mean())
+    # float32: rounding of the O(1) terms that cancel (x_t, the model's output) leaves about 1e-7
+    atol = (1e-15 if case.dtype == F64 else 1e-6) + (1e-10 if case.dtype == F64 else 1e-3) * mean_abs
+    expect_close(loss, expected.to(case.dtype), atol=atol,
+                 what=("loss with a model that recovers the true noise (must be 0)" if exact else
+                       "loss with a model that predicts the true noise plus delta (must be mean(delta^2))")
+                 + ": the handout: \"mean over all elements of (noise - model(q_sample(x0, t, noise, alpha_bars), "
+                   "t))^2\"")
 
 
-@st.composite
-def loss_inputs(draw, dtype=None):
-    case = draw(cases(dtype=dtype, x_bound=3.0))
-    event = tuple(case.x0.shape[1:])
-    if event and draw(st.booleans()):  # one coefficient per channel, broadcast over the rest
-        event = (event[0],) + (1,) * (len(event) - 1)
-    scale, shift = random_affine(draw, len(case.betas), event, case.dtype)
-    return case, scale, shift
-
-
-@checks.add("noise_prediction_loss", "mean over all elements of (noise - model(x_t, t))^2", points=2)
-@given(inputs=loss_inputs())
-def loss_values(student, inputs):
-    case, scale, shift = inputs
-    loss = student.noise_prediction_loss(affine_eps(scale, shift), case.x0, case.t, case.noise, case.alpha_bars)
-    x_t = q_sample_formula(case.x0, case.t, case.noise, case.alpha_bars)
-    expected = ((case.noise.double() - affine_prediction(scale, shift, x_t, case.t)) ** 2).mean()
-    expect_close(loss, expected.to(case.dtype), what=f"loss ({name(case.dtype)}) with the model "
-                 "eps_hat = scale[t] * x_t + shift[t] (mean, not sum, of the squared errors)")
-
-
-@checks.add("noise_prediction_loss", "equals the MSE to a model's fixed output")
+@checks.add("noise_prediction_loss", "equals the MSE to a model's fixed output", requires=("loss_oracle",))
 @given(data=st.data(), case=cases(x_bound=3.0))
 def loss_fixed_output(student, data, case):
-    out = data.draw(tensors(case.x0.shape, case.dtype, low=-3, high=3))
+    out = data.draw(tensors(case.x0.shape, case.dtype, low=-3, high=3), label="model_output")
     loss = student.noise_prediction_loss(fixed_eps(out), case.x0, case.t, case.noise, case.alpha_bars)
     expected = ((case.noise.double() - out.double()) ** 2).mean()
-    expect_close(loss, expected.to(case.dtype), what="loss with a model whose output is known: mean((noise - out)^2)")
+    expect_close(loss, expected.to(case.dtype), what="loss with a model whose output is known: mean over all elements "
+                 "of (noise - output)^2")
 
 
-@checks.add("noise_prediction_loss", "differentiable in the model's parameters, x0 and noise; inputs unchanged")
-@given(inputs=loss_inputs(dtype=F64))
-def loss_gradients(student, inputs):
-    case, scale, shift = inputs
+@checks.add("noise_prediction_loss", "differentiable in the model's parameters, x0 and noise; inputs unchanged",
+            requires=("loss_oracle",))
+@given(data=st.data(), case=cases(dtype=F64, x_bound=3.0))
+def loss_gradients(student, data, case):
+    """The model eps_hat = scale[t] x_t + shift[t] makes the loss quadratic in scale, shift, x0 and noise,
+    so central differences of the loss give its gradients exactly."""
+    event = tuple(case.x0.shape[1:])
+    if event and data.draw(st.booleans(), label="per_channel_model"):  # one coefficient per channel
+        event = (event[0],) + (1,) * (len(event) - 1)
+    scale, shift = draw_affine(data, len(case.betas), event, case.dtype)
     model = affine_eps(scale, shift)
-    r = student.call("noise_prediction_loss", model, case.x0, case.t, case.noise, case.alpha_bars,
-                     wrt=(model, case.x0, case.noise), return_inputs=True)
+    inputs = {"model": model, "x0": case.x0, "t": case.t, "noise": case.noise, "alpha_bars": case.alpha_bars}
+    cot = torch.ones((), dtype=F64)
+    r = student.call("noise_prediction_loss", *inputs.values(), wrt=(model, case.x0, case.noise), cotangent=cot,
+                     return_inputs=True)
     expect_tensor(r.value, shape=(), dtype=F64, what="loss")
     grads = r.grad(model) or {}
-    judge_model = build("affine_eps", {}, {"scale": scale.clone(), "shift": shift.clone()})
-    x0, noise = case.x0.clone().requires_grad_(True), case.noise.clone().requires_grad_(True)
-    x_t = q_sample_formula(x0, case.t, noise, case.alpha_bars)
-    ((noise - judge_model(x_t, case.t)) ** 2).mean().backward()
-    expect_grads(r, {"x0": case.x0, "noise": case.noise}, [x0.grad, noise.grad], what="loss")
-    for pname, p in judge_model.named_parameters():
+    for pname in ("scale", "shift"):
         expect(grads.get(pname) is not None, f"no gradient reached the model's parameter {pname!r}: keep the loss "
                "differentiable (no .item(), .detach() or torch.no_grad())")
-        expect_close(grads[pname], p.grad, what=f"d loss / d {pname}")
+    expect_gradients_match_values(student, "noise_prediction_loss", inputs, r, cot,
+                                  ("model.scale", "model.shift", "x0", "noise"), what="loss")
     expect_unchanged(r, case.x0, case.t, case.noise, case.alpha_bars)
 
 
 # ---------------------------------------------------------------------- p_sample_step
 
 
-@st.composite
-def step_inputs(draw, dtype=None, t_zero=False):
-    """(case, x_t, scale, shift) with an affine noise model."""
-    case = draw(cases(dtype=dtype, x_bound=3.0))
-    x_t = draw(tensors(case.x0.shape, case.dtype, low=-4, high=4))
-    scale, shift = random_affine(draw, len(case.betas), tuple(case.x0.shape[1:]), case.dtype, bound=1.0)
-    return case, x_t, scale, shift
+def oracle_step_expected(case: Case, x0_hat: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """The handout's step for a model whose predicted x0 is x0_hat: the posterior (by conditioning) at
+    x0_hat, plus sqrt(posterior variance) * noise (float64)."""
+    mean, var = posterior_by_conditioning(x0_hat, x_t, t, case.betas)
+    return mean + var.sqrt() * case.noise.double()
 
 
-def ddpm_step(betas, x_t, t, noise, scale, shift) -> torch.Tensor:
-    """Posterior (by conditioning) at x0_hat(x_t, eps_hat), plus sqrt(var) noise, in float64."""
-    eps = affine_prediction(scale, shift, x_t, t)
-    x0_hat = x0_from_noise(x_t, t, eps, alpha_bars_of(betas))
-    mean, var = posterior_by_conditioning(x0_hat, x_t, t, betas)
-    return mean + var.sqrt() * noise.double()
+def oracle_scale(case: Case, x0_hat: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor) -> float:
+    """Size of the terms that cancel in x0_hat = (x_t - sqrt(1 - ab) eps) / sqrt(ab) (|sqrt(1 - ab) eps| is at
+    most |x_t| + |x0_hat| for this model), for float32 slack."""
+    ab = ab_at(case.alpha_bars, t)
+    return float(2 * (x_t.abs().max() + x0_hat.abs().max() + case.noise.abs().max()) / ab.min().sqrt())
 
 
-def ddpm_step_expected(case, x_t, scale, shift, t) -> tuple[torch.Tensor, float]:
-    """ddpm_step with the case's noise, and an absolute slack for float32."""
-    ab = alpha_bars_of(case.betas)
-    eps = affine_prediction(scale, shift, x_t, t)
-    scale_f = float((x_t.abs().max() + eps.abs().max() + case.noise.abs().max()) / ab_at(ab, t).min().sqrt())
-    return ddpm_step(case.betas, x_t, t, case.noise, scale, shift), atol_for(case.dtype, scale_f)
+@checks.add("p_sample_step", "posterior mean at the predicted x0, plus sqrt(posterior variance) * noise", points=2)
+@given(data=st.data(), case=cases(x_bound=3.0))
+def p_sample_values(student, data, case):
+    """The model noise_oracle(x0_hat) predicts eps = (x_t - sqrt(ab[t]) x0_hat) / sqrt(1 - ab[t]), whose
+    predict_x0_from_noise is x0_hat, for any x_t. The handout: "mean equals the posterior mean of
+    q_posterior_mean_variance with x0 replaced by predict_x0_from_noise(x_t, t, eps, ...)", and
+    x_prev = mean + sqrt(beta_tilde_t) * noise, no noise where t == 0."""
+    x_t = data.draw(tensors(case.x0.shape, case.dtype, low=-4, high=4), label="x_t")
+    got = student.p_sample_step(noise_oracle(case.x0, case.alpha_bars), x_t, case.t, case.betas, case.noise)
+    expected = oracle_step_expected(case, case.x0, x_t, case.t)
+    expect_close(got, expected.to(case.dtype), atol=atol_for(case.dtype, oracle_scale(case, case.x0, x_t, case.t)),
+                 what=f"x_(t-1) ({name(case.dtype)} data, {name(case.betas.dtype)} betas; a model whose predicted x0 "
+                      "is case.x0): posterior mean at x0_hat plus sqrt(beta_tilde_t) * noise")
 
 
-@checks.add("p_sample_step", "posterior mean at the predicted x0, plus sqrt(posterior variance) * noise", points=3)
-@given(inputs=step_inputs())
-def p_sample_values(student, inputs):
-    case, x_t, scale, shift = inputs
-    got = student.p_sample_step(affine_eps(scale, shift), x_t, case.t, case.betas, case.noise)
-    expected, atol = ddpm_step_expected(case, x_t, scale, shift, case.t)
-    expect_close(got, expected.to(case.dtype), atol=atol,
-                 what=f"x_(t-1) ({name(case.dtype)} data, {name(case.betas.dtype)} betas; model "
-                      "eps_hat = scale[t] * x_t + shift[t])")
-
-
-@checks.add("p_sample_step", "adds no noise at t == 0: returns the predicted x0")
-@given(inputs=step_inputs())
-def p_sample_at_zero(student, inputs):
-    case, x_t, scale, shift = inputs
+@checks.add("p_sample_step", "adds no noise at t == 0: returns the predicted x0", requires=("p_sample_values",))
+@given(data=st.data(), case=cases(x_bound=3.0))
+def p_sample_at_zero(student, data, case):
+    x_t = data.draw(tensors(case.x0.shape, case.dtype, low=-4, high=4), label="x_t")
     t = torch.zeros_like(case.t)
-    got = student.p_sample_step(affine_eps(scale, shift), x_t, t, case.betas, case.noise)
-    eps = affine_prediction(scale, shift, x_t, t)
-    x0_hat = x0_from_noise(x_t, t, eps, alpha_bars_of(case.betas))
-    expect_close(got, x0_hat.to(case.dtype), what="x_(t-1) at t == 0 (the mean (x_t - beta_0/sqrt(1 - alpha_bar_0) "
-                 "eps_hat)/sqrt(alpha_0), no noise; beware alpha_bars[t - 1] at t == 0)",
-                 atol=atol_for(case.dtype, float(x_t.abs().max() + eps.abs().max()) * 100))
+    got = student.p_sample_step(noise_oracle(case.x0, case.alpha_bars), x_t, t, case.betas, case.noise)
+    expect_close(got, case.x0, atol=atol_for(case.dtype, oracle_scale(case, case.x0, x_t, t) * 100),
+                 what="x_(t-1) at t == 0 with a model whose predicted x0 is case.x0 (the handout: beta_tilde_0 = 0, "
+                      "\"no noise where t == 0\", and the posterior mean at t == 0 is x0_hat; beware "
+                      "alpha_bars[t - 1] at t == 0)")
 
 
-@checks.add("p_sample_step", "keeps x_t's dtype, differentiable, inputs unchanged")
-@given(data=st.data(), inputs=step_inputs())
-def p_sample_dtype(student, data, inputs):
-    case, x_t, scale, shift = inputs
-    cot = data.draw(tensors(x_t.shape, case.dtype, low=-2, high=2))
-    r = student.call("p_sample_step", affine_eps(scale, shift), x_t, case.t, case.betas, case.noise,
-                     wrt=(x_t, case.noise), cotangent=cot, return_inputs=True)
-    expect_tensor(r.value, shape=x_t.shape, dtype=case.dtype, what="x_(t-1)")
-    expected = judge_vjp(lambda x, z: ddpm_step(case.betas, x, case.t, z, scale, shift), [x_t, case.noise], cot)
-    expect_grads(r, {"x_t": x_t, "noise": case.noise}, expected, what="x_(t-1)",
-                 atol=atol_for(case.dtype, float(expected[0].abs().max()) * 100))
+@checks.add("p_sample_step", "keeps x_t's dtype, differentiable in x_t and noise, inputs unchanged",
+            requires=("p_sample_values",))
+@given(data=st.data(), case=cases(x_bound=3.0))
+def p_sample_dtype(student, data, case):
+    """With the affine model eps_hat = scale[t] x_t + shift[t], x_(t-1) is linear in x_t and noise."""
+    x_t = data.draw(tensors(case.x0.shape, case.dtype, low=-4, high=4), label="x_t")
+    scale, shift = draw_affine(data, len(case.betas), tuple(case.x0.shape[1:]), case.dtype, bound=1.0)
+    cot = data.draw(tensors(x_t.shape, case.dtype, low=-2, high=2), label="cotangent")
+    inputs = {"model": affine_eps(scale, shift), "x_t": x_t, "t": case.t, "betas": case.betas, "noise": case.noise}
+    r = student.call("p_sample_step", *inputs.values(), wrt=(x_t, case.noise), cotangent=cot, return_inputs=True)
+    expect_tensor(r.value, shape=x_t.shape, dtype=case.dtype, what="x_(t-1) (in x_t's dtype)")
+    expect_gradients_match_values(student, "p_sample_step", inputs, r, cot, ("x_t", "noise"), what="x_(t-1)")
     expect_unchanged(r, x_t, case.t, case.betas, case.noise)
 
 
@@ -430,7 +434,7 @@ CHAIN_N = 50_000
 
 
 @checks.add("p_sample_step", "an ancestral chain with the exact predictor of Gaussian data has the chain's exact "
-            "mean and variance", points=3, timeout=60)
+            "mean and variance", points=3, timeout=60, requires=("p_sample_values",))
 def p_sample_chain(student):
     """Data ~ N(mu, diag s^2) in 3 dims; the exact noise predictor is affine, so each step is
     x_(t-1) = a_t x_t + c_t + sigma_t z and the chain's mean and variance recurse exactly
@@ -448,7 +452,8 @@ def p_sample_chain(student):
         t = torch.full((CHAIN_N,), step, dtype=torch.int64)
         x = expect_tensor(student.p_sample_step(model, x, t, CHAIN_BETAS, z), shape=(CHAIN_N, D), dtype=F64,
                           what=f"x_(t-1) at step t = {step}")
-    m, v = ancestral_chain_moments(scale, shift, CHAIN_BETAS, torch.zeros(D, dtype=F64), torch.ones(D, dtype=F64))
+    m, v = ancestral_chain_moments(CHAIN_MU, CHAIN_VAR, CHAIN_BETAS, torch.zeros(D, dtype=F64),
+                                   torch.ones(D, dtype=F64))
     got_m, got_v = x.mean(0), x.var(0)
     lo, hi = stats.chi2.ppf(1e-9, CHAIN_N - 1) / (CHAIN_N - 1), stats.chi2.ppf(1 - 1e-9, CHAIN_N - 1) / (CHAIN_N - 1)
     for d in range(D):
@@ -465,172 +470,184 @@ def p_sample_chain(student):
 # ---------------------------------------------------------------------- ddim_step
 
 
-@st.composite
-def ddim_inputs(draw, dtype=None, prev="any"):
-    """(case, t_prev): t_prev in -1 .. t-1 ('any'), all -1 ('start'), or t - 1 ('consecutive')."""
-    case = draw(cases(dtype=dtype, x_bound=3.0))
+def t_prevs(t: torch.Tensor, prev: str = "any"):
+    """t_prev [B] for timesteps t: anywhere in -1 .. t-1 ('any'), all -1 ('start'), or t - 1 ('consecutive')."""
     if prev == "start":
-        t_prev = torch.full_like(case.t, -1)
-    elif prev == "consecutive":
-        t_prev = case.t - 1
-    else:
-        t_prev = torch.tensor([draw(st.integers(-1, int(t) - 1)) for t in case.t], dtype=torch.int64)
-    return case, t_prev
+        return st.just(torch.full_like(t, -1))
+    if prev == "consecutive":
+        return st.just(t - 1)
+    return st.tuples(*[st.integers(-1, int(s) - 1) for s in t]).map(lambda v: torch.tensor(v, dtype=torch.int64))
 
 
-@checks.add("ddim_step", "eta = 0 is deterministic and recovers x0 with the true noise (t_prev = -1)", points=2)
-@given(data=st.data(), inputs=ddim_inputs(prev="start"))
-def ddim_recovers_x0(student, data, inputs):
-    case, t_prev = inputs
-    x_t = q_sample_formula(case.x0, case.t, case.noise, case.alpha_bars).to(case.dtype)
-    oracle = noise_oracle(case.x0, case.alpha_bars)
-    other = data.draw(tensors(case.x0.shape, case.dtype, low=-4, high=4))
-    atol = atol_for(case.dtype, float(x_t.abs().max() / ab_at(case.alpha_bars, case.t).min().sqrt()) * 10)
+def ddim_slack(case: Case, x_t: torch.Tensor) -> float:
+    return atol_for(case.dtype, float(x_t.abs().max() / ab_at(case.alpha_bars, case.t).min().sqrt()) * 10)
+
+
+@checks.add("ddim_step", "t_prev = -1 (alpha_bar = 1) returns the predicted x0, whatever eta and the noise",
+            points=2, requires=("ddim_matches_reference",))
+@given(data=st.data(), case=cases(x_bound=3.0), eta=st.sampled_from([0.0, 1.0]) | st.floats(0.0, 1.0))
+def ddim_recovers_x0(student, data, case, eta):
+    """With a_prev = 1: sigma = eta sqrt((1 - a_prev)/(1 - a)) sqrt(1 - a/a_prev) = 0 and
+    x_prev = sqrt(a_prev) x0_hat + sqrt(1 - a_prev - sigma^2) eps = x0_hat. The model noise_oracle(x0) has
+    predicted x0 = case.x0 for any x_t; x_t is the forward chain's sample of case.x0 with case.noise."""
+    t_prev = torch.full_like(case.t, -1)
+    x_t = chain_sample(case.x0, case.t, case.noise, case.betas).to(case.dtype)
+    other = data.draw(tensors(case.x0.shape, case.dtype, low=-4, high=4), label="noise")
     for noise in (case.noise, other):
-        got = student.ddim_step(oracle, x_t, case.t, t_prev, case.alpha_bars, 0.0, noise)
-        expect_close(got, case.x0, atol=atol,
-                     what="x_prev from t_prev = -1 (alpha_bar = 1) with eta = 0 and the true noise (must be x0, "
-                          "whatever the noise argument)")
+        got = student.ddim_step(noise_oracle(case.x0, case.alpha_bars), x_t, case.t, t_prev, case.alpha_bars, eta,
+                                noise)
+        expect_close(got, case.x0, atol=ddim_slack(case, x_t),
+                     what=f"x_prev from t_prev = -1 (alpha_bar = 1) with eta = {eta:g}: must be the predicted x0 "
+                          "(case.x0 for this model), whatever the noise argument")
 
 
-@checks.add("ddim_step", "eta = 0 with the true noise lands on q_sample(x0, t_prev, noise)", points=2)
-@given(inputs=ddim_inputs())
-def ddim_consistent(student, inputs):
-    case, t_prev = inputs
-    x_t = q_sample_formula(case.x0, case.t, case.noise, case.alpha_bars).to(case.dtype)
-    got = student.ddim_step(noise_oracle(case.x0, case.alpha_bars), x_t, case.t, t_prev, case.alpha_bars, 0.0,
-                            torch.zeros_like(case.x0))
-    expected = q_sample_formula(case.x0, t_prev, case.noise, case.alpha_bars)
-    atol = atol_for(case.dtype, float(x_t.abs().max() / ab_at(case.alpha_bars, case.t).min().sqrt()) * 10)
-    expect_close(got, expected.to(case.dtype), atol=atol,
-                 what="x_prev with eta = 0 and the true noise (= sqrt(a_prev) x0 + sqrt(1 - a_prev) noise; "
-                      "a_prev = 1 where t_prev == -1)")
+@checks.add("ddim_step", "eta = 0 keeps the predicted noise: lands on q_sample(x0_hat, t_prev, eps_hat)", points=2,
+            requires=("ddim_matches_reference",))
+@given(data=st.data(), case=cases(x_bound=3.0))
+def ddim_consistent(student, data, case):
+    """eta = 0: sigma = 0 and x_prev = sqrt(a_prev) x0_hat + sqrt(1 - a_prev) eps_hat, the forward chain's
+    marginal at t_prev (see q_sample's check) for x0 = x0_hat and noise = eps_hat, whatever the noise
+    argument. The model noise_oracle(x0) has x0_hat = case.x0; eps_hat is its prediction at (x_t, t)."""
+    t_prev = data.draw(t_prevs(case.t), label="t_prev")
+    x_t = chain_sample(case.x0, case.t, case.noise, case.betas).to(case.dtype)
+    z = data.draw(tensors(case.x0.shape, case.dtype, low=-4, high=4), label="noise")
+    got = student.ddim_step(noise_oracle(case.x0, case.alpha_bars), x_t, case.t, t_prev, case.alpha_bars, 0.0, z)
+    eps_hat = oracle_noise(case.x0, case.alpha_bars, x_t, case.t)
+    expected = chain_sample(case.x0, t_prev, eps_hat, case.betas)
+    expect_close(got, expected.to(case.dtype), atol=ddim_slack(case, x_t),
+                 what="x_prev with eta = 0 (= sqrt(a_prev) x0_hat + sqrt(1 - a_prev) eps_hat; a_prev = 1 where "
+                      "t_prev == -1; no noise)")
 
 
-@checks.add("ddim_step", "eta = 1 on consecutive steps is the DDPM posterior step", points=2)
-@given(data=st.data(), inputs=ddim_inputs(prev="consecutive"))
-def ddim_eta_one(student, data, inputs):
-    case, t_prev = inputs
-    x_t = data.draw(tensors(case.x0.shape, case.dtype, low=-4, high=4))
-    scale, shift = random_affine(data.draw, len(case.betas), tuple(case.x0.shape[1:]), case.dtype, bound=1.0)
-    got = student.ddim_step(affine_eps(scale, shift), x_t, case.t, t_prev, case.alpha_bars, 1.0, case.noise)
-    expected, atol = ddpm_step_expected(case, x_t, scale, shift, case.t)
-    expect_close(got, expected.to(case.dtype), atol=atol * 10,
+@checks.add("ddim_step", "eta = 1 on consecutive steps is the DDPM posterior step", points=2,
+            requires=("ddim_matches_reference",))
+@given(data=st.data(), case=cases(x_bound=3.0))
+def ddim_eta_one(student, data, case):
+    """With t_prev = t - 1, sigma^2 = (1 - a_prev)/(1 - a) (1 - a/a_prev) = beta_tilde_t and
+    sqrt(a_prev) x0_hat + sqrt(1 - a_prev - sigma^2) eps_hat is the posterior mean at x0_hat: the handout,
+    "eta = 1 matches DDPM's ancestral variance for consecutive steps". Model: noise_oracle(x0), whose
+    predicted x0 is case.x0 for any x_t."""
+    x_t = data.draw(tensors(case.x0.shape, case.dtype, low=-4, high=4), label="x_t")
+    got = student.ddim_step(noise_oracle(case.x0, case.alpha_bars), x_t, case.t, case.t - 1, case.alpha_bars, 1.0,
+                            case.noise)
+    expected = oracle_step_expected(case, case.x0, x_t, case.t)
+    expect_close(got, expected.to(case.dtype), atol=atol_for(case.dtype, oracle_scale(case, case.x0, x_t, case.t)) * 10,
                  what="x_prev with eta = 1 and t_prev = t - 1 (sigma = eta sqrt((1 - a_prev)/(1 - a)) "
-                      "sqrt(1 - a/a_prev) makes sigma^2 the posterior variance)")
+                      "sqrt(1 - a/a_prev) makes sigma^2 the posterior variance; must be the posterior mean at the "
+                      "predicted x0 plus sigma * noise)")
 
 
-@checks.add("ddim_step", "any eta: sqrt(a_prev) x0_hat + sqrt(1 - a_prev - sigma^2) eps + sigma noise", points=2)
-@given(data=st.data(), inputs=ddim_inputs(), eta=st.sampled_from([0.0, 0.5, 1.0]) | st.floats(0.0, 1.0))
-def ddim_any_eta(student, data, inputs, eta):
-    case, t_prev = inputs
-    x_t = q_sample_formula(case.x0, case.t, case.noise, case.alpha_bars).to(case.dtype)
-    z = data.draw(tensors(case.x0.shape, case.dtype, low=-4, high=4))
-    got = student.ddim_step(noise_oracle(case.x0, case.alpha_bars), x_t, case.t, t_prev, case.alpha_bars, eta, z)
-    a, a_prev = (per_example(ab_at(case.alpha_bars, s), x_t) for s in (case.t, t_prev))
-    sigma = ddim_sigma(a, a_prev, eta)
-    expected = (a_prev.sqrt() * case.x0.double() + (1 - a_prev - sigma**2).clamp(min=0).sqrt() * case.noise.double()
-                + sigma * z.double())
-    atol = atol_for(case.dtype, float(x_t.abs().max() / a.min().sqrt()) * 10)
-    expect_close(got, expected.to(case.dtype), atol=atol,
-                 what=f"x_prev with eta = {eta:g} and the true noise as the model's prediction")
-
-
-@checks.add("ddim_step", "keeps x_t's dtype, differentiable (through the model too), inputs unchanged")
-@given(data=st.data(), inputs=ddim_inputs(), eta=st.floats(0.0, 1.0))
-def ddim_dtype(student, data, inputs, eta):
+@checks.add("ddim_step", "keeps x_t's dtype, differentiable (through the model too), inputs unchanged",
+            requires=("ddim_matches_reference",))
+@given(data=st.data(), case=cases(x_bound=3.0), eta=st.floats(0.0, 1.0))
+def ddim_dtype(student, data, case, eta):
     """An affine model eps_hat = scale[t] x_t + shift[t], so x_prev depends on x_t through x0_hat
     and through eps_hat (with the noise oracle x0_hat is x0 whatever x_t: a detached x0_hat would
-    go unseen). The judge differentiates the definition in float64: wrt x_t, noise and the model's
-    scale and shift."""
-    case, t_prev = inputs
-    x_t = data.draw(tensors(case.x0.shape, case.dtype, low=-4, high=4))
-    cot = data.draw(tensors(x_t.shape, case.dtype, low=-2, high=2))
-    scale, shift = random_affine(data.draw, len(case.alpha_bars), tuple(x_t.shape[1:]), case.dtype, bound=1.0)
+    go unseen), and x_prev is linear in x_t, noise, scale and shift: central differences of the
+    student's own values give the gradients exactly."""
+    t_prev = data.draw(t_prevs(case.t), label="t_prev")
+    x_t = data.draw(tensors(case.x0.shape, case.dtype, low=-4, high=4), label="x_t")
+    cot = data.draw(tensors(x_t.shape, case.dtype, low=-2, high=2), label="cotangent")
+    scale, shift = draw_affine(data, len(case.alpha_bars), tuple(x_t.shape[1:]), case.dtype, bound=1.0)
     model = affine_eps(scale, shift)
-    r = student.call("ddim_step", model, x_t, case.t, t_prev, case.alpha_bars, eta, case.noise,
-                     wrt=(model, x_t, case.noise), cotangent=cot, return_inputs=True)
-    expect_tensor(r.value, shape=x_t.shape, dtype=case.dtype, what="x_prev")
-    a, a_prev = (per_example(ab_at(case.alpha_bars, s), x_t) for s in (case.t, t_prev))
-    sigma = ddim_sigma(a, a_prev, eta)
-
-    def x_prev(x, z, sc, sh):
-        eps = affine_prediction(sc, sh, x, case.t)
-        x0_hat = (x - (1 - a).sqrt() * eps) / a.sqrt()
-        return a_prev.sqrt() * x0_hat + (1 - a_prev - sigma**2).clamp(min=0).sqrt() * eps + sigma * z
-
-    d_x, d_noise, d_scale, d_shift = judge_vjp(x_prev, [x_t, case.noise, scale, shift], cot)
-    size = float(cot.abs().max() / a.min().sqrt()) * 10 * len(x_t) * (1 + float(x_t.abs().max()))
-    expect_grads(r, {"x_t": x_t, "noise": case.noise}, [d_x, d_noise], what="x_prev", atol=atol_for(case.dtype, size))
+    inputs = {"model": model, "x_t": x_t, "t": case.t, "t_prev": t_prev, "alpha_bars": case.alpha_bars, "eta": eta,
+              "noise": case.noise}
+    r = student.call("ddim_step", *inputs.values(), wrt=(model, x_t, case.noise), cotangent=cot, return_inputs=True)
+    expect_tensor(r.value, shape=x_t.shape, dtype=case.dtype, what="x_prev (in x_t's dtype)")
     grads = r.grad(model) or {}
-    for pname, expected in (("scale", d_scale), ("shift", d_shift)):
+    for pname in ("scale", "shift"):
         expect(grads.get(pname) is not None, f"no gradient of x_prev reached the model's {pname}: keep the step "
                "differentiable (no .detach(), .item() or torch.no_grad())")
-        expect_close(grads[pname], expected.to(case.dtype), what=f"gradient of x_prev wrt the model's {pname}",
-                     atol=atol_for(case.dtype, size))
+    expect_gradients_match_values(student, "ddim_step", inputs, r, cot, ("x_t", "noise", "model.scale", "model.shift"),
+                                  what="x_prev")
     expect_unchanged(r, x_t, case.t, t_prev, case.alpha_bars, case.noise)
 
 
 # ---------------------------------------------------------------------- classifier_free_guidance
 
 
-@st.composite
-def guidance_inputs(draw, dtype=None):
-    shape = draw(data_shapes())
-    dtype = draw(st.sampled_from([F32, F64]) if dtype is None else st.just(dtype))
-    eps_c = draw(tensors(shape, dtype, low=-5, high=5))
-    eps_u = draw(tensors(shape, dtype, low=-5, high=5))
+def eps_pairs(data, dtype=None):
+    """eps_cond, eps_uncond of one drawn shape and dtype."""
+    shape = data.draw(data_shapes(), label="shape")
+    dtype = data.draw(st.sampled_from([F32, F64]), label="dtype") if dtype is None else dtype
+    eps_c = data.draw(tensors(shape, dtype, low=-5, high=5), label="eps_cond")
+    eps_u = data.draw(tensors(shape, dtype, low=-5, high=5), label="eps_uncond")
     return eps_c, eps_u
 
 
-@checks.add("classifier_free_guidance", "w = 0 gives eps_uncond and w = 1 gives eps_cond (float and tensor w)")
-@given(inputs=guidance_inputs())
-def cfg_edges(student, inputs):
-    eps_c, eps_u = inputs
+@checks.add("classifier_free_guidance", "w = 0 gives eps_uncond and w = 1 gives eps_cond (float and tensor w)",
+            requires=("cfg_values",))
+@given(data=st.data())
+def cfg_edges(student, data):
+    eps_c, eps_u = eps_pairs(data)
     B = eps_c.shape[0]
     for w, target, label in ((0.0, eps_u, "eps_uncond"), (1.0, eps_c, "eps_cond")):
+        which = "unconditional" if w == 0 else "conditional"
         expect_close(student.classifier_free_guidance(eps_c, eps_u, w), target, what=f"guidance with w = {w:g} "
-                     f"(must be {label})")
+                     f"(the handout: \"w = {w:g} gives the {which} prediction\", {label})")
         w_t = torch.full((B,), w, dtype=eps_c.dtype)
         expect_close(student.classifier_free_guidance(eps_c, eps_u, w_t), target,
                      what=f"guidance with w = torch.full([B], {w:g}) (must be {label})")
 
 
-@checks.add("classifier_free_guidance", "eps_uncond + w (eps_cond - eps_uncond) for a float w or a per-example w [B]",
-            points=2)
-@given(data=st.data(), inputs=guidance_inputs(), per_example_w=st.booleans())
-def cfg_values(student, data, inputs, per_example_w):
-    eps_c, eps_u = inputs
+@checks.add("classifier_free_guidance", "affine in w; a tensor w [B] weighs each example by its own w",
+            requires=("cfg_values",))
+@given(data=st.data(), w=st.floats(-1, 10))
+def cfg_affine_in_w(student, data, w):
+    """eps_uncond + w (eps_cond - eps_uncond) is affine in w: guided(w) = (1 - w) guided(0) + w guided(1),
+    with the student's own values at 0 and 1; and with w [B], example b is guided(w[b]) of example b."""
+    eps_c, eps_u = eps_pairs(data)
     B = eps_c.shape[0]
-    if per_example_w:
-        w = data.draw(tensors((B,), eps_c.dtype, low=-1, high=10))
-        w_b = per_example(w.double(), eps_c)
-    else:
-        w = data.draw(st.floats(-1, 10))
-        w_b = torch.tensor(w, dtype=F64)
-    expected = eps_u.double() + w_b * (eps_c.double() - eps_u.double())
-    cot = data.draw(tensors(eps_c.shape, eps_c.dtype, low=-2, high=2))
-    r = student.call("classifier_free_guidance", eps_c, eps_u, w, wrt=(eps_c, eps_u), cotangent=cot,
+    at = {v: student.classifier_free_guidance(eps_c, eps_u, v) for v in (0.0, 1.0, w)}
+    at = {v: expect_tensor(g, shape=eps_c.shape, dtype=eps_c.dtype, what=f"guided eps for w = {v:g}")
+          for v, g in at.items()}
+    expect_close(at[w], ((1 - w) * at[0.0].double() + w * at[1.0].double()).to(eps_c.dtype),
+                 atol=atol_for(eps_c.dtype, 100),
+                 what=f"guided eps for w = {w:g} against (1 - w) * (your value at w = 0) + w * (your value at w = 1): "
+                      "eps_uncond + w * (eps_cond - eps_uncond) is affine in w")
+    w_b = data.draw(tensors((B,), eps_c.dtype, low=-1, high=10), label="w_per_example")
+    got = expect_tensor(student.classifier_free_guidance(eps_c, eps_u, w_b), shape=eps_c.shape, dtype=eps_c.dtype,
+                        what="guided eps for a tensor w [B]")
+    for b in range(B):
+        one = student.classifier_free_guidance(eps_c[b:b + 1], eps_u[b:b + 1], float(w_b[b]))
+        expect_close(got[b:b + 1], one, atol=atol_for(eps_c.dtype, 100),
+                     what=f"example {b} guided with the tensor w [B], against guiding it alone with the float "
+                          f"w = {float(w_b[b]):g} (the handout: \"a tensor [B] (one guidance weight per example, "
+                          "broadcast over the non-batch dims)\")")
+
+
+@checks.add("classifier_free_guidance", "differentiable in eps_cond and eps_uncond; inputs unchanged",
+            requires=("cfg_values",))
+@given(data=st.data(), per_example_w=st.booleans())
+def cfg_gradients(student, data, per_example_w):
+    eps_c, eps_u = eps_pairs(data)
+    B = eps_c.shape[0]
+    w = (data.draw(tensors((B,), eps_c.dtype, low=-1, high=10), label="w") if per_example_w
+         else data.draw(st.floats(-1, 10), label="w"))
+    cot = data.draw(tensors(eps_c.shape, eps_c.dtype, low=-2, high=2), label="cotangent")
+    inputs = {"eps_cond": eps_c, "eps_uncond": eps_u, "w": w}
+    r = student.call("classifier_free_guidance", *inputs.values(), wrt=(eps_c, eps_u), cotangent=cot,
                      return_inputs=True)
-    expect_close(r.value, expected.to(eps_c.dtype), atol=atol_for(eps_c.dtype, 100),
-                 what="guided eps" + (" (w [B]: reshape to [B, 1, ..., 1])" if per_example_w else ""))
-    expect_grads(r, {"eps_cond": eps_c, "eps_uncond": eps_u}, [w_b * cot.double(), (1 - w_b) * cot.double()],
-                 what="guided eps", atol=atol_for(eps_c.dtype, 10))
+    expect_tensor(r.value, shape=eps_c.shape, dtype=eps_c.dtype, what="guided eps (in eps_cond's dtype)")
+    expect_gradients_match_values(student, "classifier_free_guidance", inputs, r, cot, ("eps_cond", "eps_uncond"),
+                                  what="guided eps")
     expect_unchanged(r, eps_c, eps_u, *([w] if per_example_w else []))
 
 
 # ---------------------------------------------------------------------- dynamic_threshold
 
 
-@checks.add("dynamic_threshold", "inputs within [-1, 1] are unchanged (s is clipped at 1)")
+@checks.add("dynamic_threshold", "inputs within [-1, 1] are unchanged (s is clipped at 1)",
+            requires=("threshold_values",))
 @given(data=st.data(), shape=data_shapes(min_dims=2), dtype=st.sampled_from([F32, F64]),
        percentile=st.sampled_from([None, 0.995]) | st.floats(0.0, 1.0))
 def threshold_small_inputs(student, data, shape, dtype, percentile):
-    x = data.draw(tensors(shape, dtype, low=-1, high=1))
-    cot = data.draw(tensors(shape, dtype, low=-2, high=2))
+    x = data.draw(tensors(shape, dtype, low=-1, high=1), label="x0_hat")
+    cot = data.draw(tensors(shape, dtype, low=-2, high=2), label="cotangent")
     args = (x,) if percentile is None else (x, percentile)
     r = student.call("dynamic_threshold", *args, wrt=(x,), cotangent=cot, return_inputs=True)
-    expect_close(r.value, x, what="dynamic_threshold(x) for x in [-1, 1] (s = max(1, quantile) = 1: unchanged)")
+    expect_close(r.value, x, what="dynamic_threshold(x0_hat) for x0_hat in [-1, 1] (s = max(1, quantile) = 1: "
+                 "clipping to [-1, 1] and dividing by 1 leave it unchanged)")
     inside = x.abs() < 1  # |x| = 1 is a kink of the clip
     g = r.grad(x)
     expect(g is not None, "no gradient reached x0_hat: keep the computation differentiable")
@@ -638,88 +655,108 @@ def threshold_small_inputs(student, data, shape, dtype, percentile):
     expect_unchanged(r, x)
 
 
-@st.composite
-def threshold_inputs(draw):
-    """x whose |values| in example b are c_b * (1, 2, ..., N) in a random order, with random signs:
-    the linear-interpolation quantile at p is exactly c_b (1 + p (N - 1))."""
-    shape = draw(data_shapes(min_dims=2))
-    dtype = draw(st.sampled_from([F32, F64]))
-    B, N = shape[0], math.prod(shape[1:])
-    c = draw(tensors((B,), F64, low=0.05, high=3.0))
-    gen = torch.Generator().manual_seed(draw(st.integers(0, 2**16)))
-    mags = torch.stack([torch.randperm(N, generator=gen) for _ in range(B)]).double() + 1
+def known_quantile_magnitudes(data, B: int, N: int):
+    """|x0_hat| [B, N] whose quantile is known by construction, its level (None: the default) and the quantile.
+
+    'progression': c_b * (1, 2, ..., N), whose linear-interpolation quantile at any p is c_b (1 + p (N - 1));
+    'order statistic': N distinct random magnitudes with p = k / (N - 1), whose quantile is the k-th smallest
+    (built as a cumulative sum of positive gaps, so the judge knows it without sorting)."""
+    kind = data.draw(st.sampled_from(["progression", "order statistic"]) if N > 1 else st.just("progression"),
+                     label="magnitudes")
+    gen = torch.Generator().manual_seed(data.draw(st.integers(0, 2**16), label="magnitude_seed"))
+    if kind == "progression":
+        percentile = data.draw(st.sampled_from([None, 0.995, 0.5, 1.0, 0.0]) | st.floats(0.0, 1.0),
+                               label="percentile")
+        p = 0.995 if percentile is None else percentile
+        c = data.draw(tensors((B,), F64, low=0.05, high=3.0), label="c")
+        sorted_mags = c[:, None] * (torch.arange(N, dtype=F64) + 1)
+        quantile = c * (1 + p * (N - 1))
+    else:
+        k = data.draw(st.integers(0, N - 1), label="k (percentile = k / (N - 1))")
+        percentile = k / (N - 1)
+        sorted_mags = torch.cumsum(0.01 + 3 * torch.rand(B, N, generator=gen, dtype=F64), dim=1) / N ** 0.5
+        quantile = sorted_mags[:, k]
+    order = torch.stack([torch.randperm(N, generator=gen) for _ in range(B)])
     signs = torch.randint(0, 2, (B, N), generator=gen).double() * 2 - 1
-    x = (c[:, None] * mags * signs).reshape(shape)
-    percentile = draw(st.sampled_from([None, 0.995, 0.5, 1.0, 0.0]) | st.floats(0.0, 1.0))
-    return x.to(dtype), c, N, percentile
+    return torch.gather(sorted_mags, 1, order) * signs, percentile, quantile
 
 
 @checks.add("dynamic_threshold", "clips to [-s, s] and divides by s = max(1, quantile(|x0_hat|, p)) per example",
             points=2)
-@given(inputs=threshold_inputs())
-def threshold_values(student, inputs):
-    x, c, N, percentile = inputs
+@given(data=st.data(), shape=data_shapes(min_dims=2), dtype=st.sampled_from([F32, F64]))
+def threshold_values(student, data, shape, dtype):
+    B, N = shape[0], math.prod(shape[1:])
+    mags, percentile, quantile = known_quantile_magnitudes(data, B, N)
+    x = mags.reshape(shape).to(dtype)
     p = 0.995 if percentile is None else percentile
-    s = (c * (1 + p * (N - 1))).clamp(min=1.0)
-    s_b = per_example(s, x)
+    s_b = per_example(quantile.clamp(min=1.0), x)
     expected = torch.minimum(torch.maximum(x.double(), -s_b), s_b) / s_b
     args = (x,) if percentile is None else (x, percentile)
-    got = expect_tensor(student.dynamic_threshold(*args), shape=x.shape, dtype=x.dtype, what="thresholded x0_hat")
+    got = expect_tensor(student.dynamic_threshold(*args), shape=x.shape, dtype=x.dtype,
+                        what=f"thresholded x0_hat for x0_hat = {x!r}")
     expect(bool((got.abs() <= 1).all()), f"values must lie in [-1, 1]; got max |value| {got.abs().max().item():.4g}")
     expect_close(got, expected.to(x.dtype),
-                 what=f"thresholded x0_hat (percentile {p:g}; per example, over all its non-batch elements, the "
-                      "quantile of |x0_hat| with linear interpolation as torch.quantile)")
+                 what=f"thresholded x0_hat (percentile {p:g}; s = {quantile.clamp(min=1.0).tolist()}: per example, "
+                      "over all its non-batch elements, the quantile of |x0_hat| with linear interpolation as "
+                      "torch.quantile, at least 1)")
 
 
 # ---------------------------------------------------------------------- inpaint_merge
 
 
-@st.composite
-def inpaint_inputs(draw, dtype=None, all_start=False):
-    case = draw(cases(dtype=dtype, x_bound=3.0))
-    x_prev = draw(tensors(case.x0.shape, case.dtype, low=-4, high=4))
-    gen = torch.Generator().manual_seed(draw(st.integers(0, 2**16)))
+def inpaint_draws(data, case: Case, all_start: bool = False):
+    """x_prev, mask (float 0/1 shaped like y) and t_prev (-1 .. t, or all -1) for a case."""
+    x_prev = data.draw(tensors(case.x0.shape, case.dtype, low=-4, high=4), label="x_prev")
+    gen = torch.Generator().manual_seed(data.draw(st.integers(0, 2**16), label="mask_seed"))
     mask = torch.randint(0, 2, case.x0.shape, generator=gen).to(case.dtype)
     if all_start:
         t_prev = torch.full_like(case.t, -1)
     else:
-        t_prev = torch.tensor([draw(st.integers(-1, int(t))) for t in case.t], dtype=torch.int64)
-    return case, x_prev, mask, t_prev
+        t_prev = data.draw(st.tuples(*[st.integers(-1, int(t)) for t in case.t]).map(
+            lambda v: torch.tensor(v, dtype=torch.int64)), label="t_prev")
+    return x_prev, mask, t_prev
 
 
 @checks.add("inpaint_merge", "known pixels are q_sample(y, t_prev, noise), unknown pixels keep x_prev", points=2)
-@given(inputs=inpaint_inputs())
-def inpaint_values(student, inputs):
-    case, x_prev, mask, t_prev = inputs
+@given(data=st.data(), case=cases(x_bound=3.0))
+def inpaint_values(student, data, case):
+    """y = case.x0. Known pixels: the forward chain's marginal at t_prev (see q_sample's check), y itself
+    where t_prev == -1."""
+    x_prev, mask, t_prev = inpaint_draws(data, case)
     y = case.x0
     got = expect_tensor(student.inpaint_merge(x_prev, y, mask, t_prev, case.alpha_bars, case.noise),
                         shape=y.shape, dtype=case.dtype, what="merged x_prev")
     known = mask.bool()
-    expect_close(got[~known], x_prev[~known], what="unknown pixels (mask == 0: must keep x_prev)")
-    expected = q_sample_formula(y, t_prev, case.noise, case.alpha_bars).to(case.dtype)
-    expect_close(got[known], expected[known], what="known pixels (mask == 1: q_sample(y, t_prev, noise), "
-                 "or y itself where t_prev == -1)")
+    expect_close(got[~known], x_prev[~known], what=f"unknown pixels (mask == 0 at {(~known).nonzero().tolist()[:6]}: "
+                 "the handout: \"pixels with mask == 0 keep the model's sample x_prev\")")
+    expected = chain_sample(y, t_prev, case.noise, case.betas).to(case.dtype)
+    expect_close(got[known], expected[known], what=f"known pixels (mask == 1 at {known.nonzero().tolist()[:6]}: the "
+                 "handout: \"known = q_sample(y, t_prev, noise, alpha_bars) (just y where t_prev == -1)\")")
 
 
-@checks.add("inpaint_merge", "t_prev == -1 gives y itself on known pixels (never alpha_bars[-1])")
-@given(inputs=inpaint_inputs(all_start=True))
-def inpaint_start(student, inputs):
-    case, x_prev, mask, t_prev = inputs
+@checks.add("inpaint_merge", "t_prev == -1 gives y itself on known pixels (never alpha_bars[-1])",
+            requires=("inpaint_values",))
+@given(data=st.data(), case=cases(x_bound=3.0))
+def inpaint_start(student, data, case):
+    x_prev, mask, t_prev = inpaint_draws(data, case, all_start=True)
     got = expect_tensor(student.inpaint_merge(x_prev, case.x0, mask, t_prev, case.alpha_bars, case.noise),
                         shape=case.x0.shape, dtype=case.dtype, what="merged x_prev")
     expect_close(got, mask * case.x0 + (1 - mask) * x_prev,
-                 what="merged x_prev at t_prev = -1 (known pixels must be y, with no noise)")
+                 what="merged x_prev at t_prev = -1 (the handout: \"just y where t_prev == -1\": known pixels must be "
+                      "y, with no noise; beware alpha_bars[-1] is the last entry)")
 
 
-@checks.add("inpaint_merge", "keeps x_prev's dtype, differentiable, inputs unchanged")
-@given(data=st.data(), inputs=inpaint_inputs())
-def inpaint_dtype(student, data, inputs):
-    case, x_prev, mask, t_prev = inputs
-    cot = data.draw(tensors(x_prev.shape, case.dtype, low=-2, high=2))
-    r = student.call("inpaint_merge", x_prev, case.x0, mask, t_prev, case.alpha_bars, case.noise,
-                     wrt=(x_prev, case.x0, case.noise), cotangent=cot, return_inputs=True)
-    expect_tensor(r.value, shape=x_prev.shape, dtype=case.dtype, what="merged x_prev")
-    expected = judge_vjp(lambda xp, y, z: mask.double() * q_sample_formula(y, t_prev, z, case.alpha_bars)
-                         + (1 - mask.double()) * xp, [x_prev, case.x0, case.noise], cot)
-    expect_grads(r, {"x_prev": x_prev, "y": case.x0, "noise": case.noise}, expected, what="merged x_prev")
-    expect_unchanged(r, x_prev, case.x0, mask, t_prev, case.alpha_bars, case.noise)
+@checks.add("inpaint_merge", "keeps x_prev's dtype, differentiable in x_prev, y and noise, inputs unchanged",
+            requires=("inpaint_values",))
+@given(data=st.data(), case=cases(x_bound=3.0))
+def inpaint_dtype(student, data, case):
+    x_prev, mask, t_prev = inpaint_draws(data, case)
+    cot = data.draw(tensors(x_prev.shape, case.dtype, low=-2, high=2), label="cotangent")
+    inputs = {"x_prev": x_prev, "y": case.x0, "mask": mask, "t_prev": t_prev, "alpha_bars": case.alpha_bars,
+              "noise": case.noise}
+    r = student.call("inpaint_merge", *inputs.values(), wrt=(x_prev, case.x0, case.noise), cotangent=cot,
+                     return_inputs=True)
+    expect_tensor(r.value, shape=x_prev.shape, dtype=case.dtype, what="merged x_prev (in x_prev's dtype)")
+    expect_gradients_match_values(student, "inpaint_merge", inputs, r, cot, ("x_prev", "y", "noise"),
+                                  what="merged x_prev")
+    expect_unchanged(r, *inputs.values())

@@ -1,12 +1,20 @@
 """Judge-side helpers for the hw5 checks: schedules, inputs, fixtures and closed forms.
 
-No reference code here. Expected values are derived independently of the
-handout's formulas where the spec allows it:
+Public (students read this file with checks_public.py), so no graded function is implemented here.
+Expected values are derived from definitions of other quantities:
 
+* the forward process's marginal ``q(x_t | x0)`` by running the recursion of its Markov chain
+  (``chain_marginal``; not the closed form of eq. 4);
 * the posterior ``q(x_{t-1} | x_t, x0)`` by conditioning the joint Gaussian of
   ``(x_{t-1}, x_t)`` given ``x0`` (not eq. 7 of Ho et al.);
-* the ancestral chain's mean and variance by propagating them exactly through
-  the linear-Gaussian chain that an affine noise predictor makes.
+* ``E[x0 | x_t]`` and ``E[eps | x_t]`` of Gaussian data by Gaussian conditioning, and the ancestral
+  chain's mean and variance by propagating them exactly through the linear-Gaussian chain that the
+  exact noise predictor of Gaussian data makes;
+* gradients from the function's own values (``expect_gradients_match_values``: central differences,
+  exact where the function is linear or quadratic in the input).
+
+The handout's formulas that pin values (q_sample's, the DDIM step's, the cosine schedule's...) live
+in checks_hidden.py.
 """
 from __future__ import annotations
 
@@ -16,6 +24,7 @@ import torch
 from hypothesis import strategies as st
 
 from grader.checks import Fixture
+from grader.compare import expect, expect_tensor
 from grader.strategies import tensors
 
 F64 = torch.float64
@@ -41,10 +50,29 @@ def ab_at(alpha_bars: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return torch.where(t < 0, torch.ones_like(ab), ab)
 
 
-def q_sample_formula(x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor, alpha_bars: torch.Tensor) -> torch.Tensor:
-    """sqrt(ab) x0 + sqrt(1 - ab) noise in float64 (ab = 1 where t == -1)."""
-    ab = per_example(ab_at(alpha_bars, t), x0)
-    return ab.sqrt() * x0.double() + (1 - ab).sqrt() * noise.double()
+def chain_marginal(betas: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(k, s) [B], float64: x_t = k x0 + s * (standard normal) under the forward chain run to step t.
+
+    Runs the recursion of the forward Markov chain (Ho et al. 2020, eq. 2),
+    x_u = sqrt(1 - betas[u]) x_{u-1} + sqrt(betas[u]) z_u for u = 0 .. t from x_{-1} = x0:
+    the coefficient of x0 is k_u = sqrt(1 - betas[u]) k_{u-1} and the accumulated noise has
+    variance v_u = (1 - betas[u]) v_{u-1} + betas[u], from k = 1, v = 0 (so t = -1 gives (1, 0)).
+    This is the marginal q(x_t | x0) derived from the chain, not from the closed form of eq. 4.
+    """
+    betas = betas.double()
+    k = torch.ones(t.shape, dtype=F64)
+    v = torch.zeros(t.shape, dtype=F64)
+    for u in range(int(t.max()) + 1 if t.numel() else 0):
+        step = t >= u
+        k = torch.where(step, (1 - betas[u]).sqrt() * k, k)
+        v = torch.where(step, (1 - betas[u]) * v + betas[u], v)
+    return k, v.sqrt()
+
+
+def chain_sample(x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor, betas: torch.Tensor) -> torch.Tensor:
+    """k x0 + s noise with (k, s) = chain_marginal(betas, t): the forward chain's x_t for that noise (float64)."""
+    k, s = chain_marginal(betas, t)
+    return per_example(k, x0) * x0.double() + per_example(s, x0) * noise.double()
 
 
 def posterior_by_conditioning(x0: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor,
@@ -72,15 +100,14 @@ def posterior_by_conditioning(x0: torch.Tensor, x_t: torch.Tensor, t: torch.Tens
     return mean, var
 
 
-def x0_from_noise(x_t: torch.Tensor, t: torch.Tensor, eps: torch.Tensor, alpha_bars: torch.Tensor) -> torch.Tensor:
-    """The x0 for which q_sample(x0, t, eps) = x_t (solved in float64)."""
-    ab = per_example(ab_at(alpha_bars, t), x_t)
-    return (x_t.double() - (1 - ab).sqrt() * eps.double()) / ab.sqrt()
+def gaussian_x0_given_xt(mu: torch.Tensor, var: torch.Tensor, ab: torch.Tensor, x_t: torch.Tensor) -> torch.Tensor:
+    """E[x0 | x_t] for data x0 ~ N(mu, diag var) and x_t = sqrt(ab) x0 + sqrt(1 - ab) eps (Gaussian conditioning).
 
-
-def ddim_sigma(a: torch.Tensor, a_prev: torch.Tensor, eta: float) -> torch.Tensor:
-    """Song et al. (2021), eq. 16: eta sqrt((1 - a_prev)/(1 - a)) sqrt(1 - a/a_prev)."""
-    return eta * ((1 - a_prev) / (1 - a)).sqrt() * (1 - a / a_prev).sqrt()
+    Cov(x0, x_t) = sqrt(ab) var and Var(x_t) = ab var + 1 - ab, so
+    E[x0 | x_t] = mu + sqrt(ab) var (x_t - sqrt(ab) mu) / (ab var + 1 - ab). Arguments broadcast (float64).
+    """
+    mu, var, ab, x_t = mu.double(), var.double(), ab.double(), x_t.double()
+    return mu + ab.sqrt() * var * (x_t - ab.sqrt() * mu) / (ab * var + 1 - ab)
 
 
 # ---------------------------------------------------------------------- drawing inputs
@@ -112,9 +139,10 @@ def data_shapes(max_side: int = 4, min_dims: int = 1) -> st.SearchStrategy[tuple
 
 @st.composite
 def betas_strategy(draw, dtype=F64, max_T: int = 30, low: float = 1e-3, high: float = 0.3) -> torch.Tensor:
-    """A schedule of T in 1..max_T steps: random betas, a linear ramp, or a cosine schedule."""
+    """A schedule of T in 1..max_T steps: random betas, a linear ramp, or a geometric ramp from
+    tiny early betas to large late ones (up to 0.5, like the cosine schedule's range)."""
     T = draw(st.integers(1, max_T))
-    kind = draw(st.sampled_from(["random", "linear", "cosine"]))
+    kind = draw(st.sampled_from(["random", "linear", "geometric"]))
     if kind == "random":
         betas = draw(tensors((T,), F64, low=low, high=high))
     elif kind == "linear":
@@ -122,9 +150,9 @@ def betas_strategy(draw, dtype=F64, max_T: int = 30, low: float = 1e-3, high: fl
         b1 = draw(st.floats(low, high))
         betas = torch.linspace(b0, b1, T, dtype=F64)
     else:
-        u = torch.arange(T + 1, dtype=F64)
-        f = torch.cos((u / T + 0.008) / 1.008 * torch.pi / 2) ** 2
-        betas = (1 - f[1:] / f[:-1]).clamp(min=low, max=0.5)
+        b0 = draw(st.floats(low, 10 * low))
+        b1 = draw(st.floats(0.1, 0.5))
+        betas = b0 * (b1 / b0) ** (torch.arange(T, dtype=F64) / max(T - 1, 1))
     return betas.to(dtype)
 
 
@@ -175,14 +203,16 @@ def gaussian_eps_coefficients(mu: torch.Tensor, var: torch.Tensor,
     return scale, -scale * ab.sqrt() * mu.double()
 
 
-def ancestral_chain_moments(scale: torch.Tensor, shift: torch.Tensor, betas: torch.Tensor,
+def ancestral_chain_moments(mu: torch.Tensor, var: torch.Tensor, betas: torch.Tensor,
                             mean0: torch.Tensor, var0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Exact mean and variance after DDPM ancestral steps t = T-1 .. 0 from x ~ N(mean0, var0).
+    """Exact mean and variance after DDPM ancestral steps t = T-1 .. 0 from x ~ N(mean0, var0), for data
+    x0 ~ N(mu, diag var) and its exact noise predictor (``gaussian_eps_coefficients``).
 
-    With eps_hat = scale[t] x + shift[t], one step x_prev = mean(x) + sqrt(var_t) z is linear-Gaussian,
-    mean(x) being the posterior mean (by conditioning) at x0_hat(x) = (x - sqrt(1-ab) eps_hat)/sqrt(ab).
-    We read off mean(x) = a x + c by evaluating at x = 0 and x = 1, then recurse
-    m <- a m + c, v <- a^2 v + var_t.
+    With the exact predictor, the step's predicted x0 is E[x0 | x_t] (``gaussian_x0_given_xt``; x0 and
+    eps are linear in each other given x_t, so predicting one predicts the other), and one step
+    x_prev = mean(x) + sqrt(var_t) z is linear-Gaussian, mean(x) being the posterior mean (by
+    conditioning) at that x0. We read off mean(x) = a x + c by evaluating at x = 0 and x = 1, then
+    recurse m <- a m + c, v <- a^2 v + var_t.
     """
     betas = betas.double()
     alpha_bars = alpha_bars_of(betas)
@@ -190,10 +220,69 @@ def ancestral_chain_moments(scale: torch.Tensor, shift: torch.Tensor, betas: tor
     for step in range(len(betas) - 1, -1, -1):
         t = torch.full((2,), step, dtype=torch.int64)
         x = torch.stack([torch.zeros_like(m), torch.ones_like(m)])  # [2, D]
-        eps = scale[step] * x + shift[step]
-        x0_hat = x0_from_noise(x, t, eps, alpha_bars)
-        mean, var = posterior_by_conditioning(x0_hat, x, t, betas)
+        x0_hat = gaussian_x0_given_xt(mu, var, alpha_bars[step], x)
+        mean, step_var = posterior_by_conditioning(x0_hat, x, t, betas)
         c = mean[0]
         a = mean[1] - mean[0]
-        m, v = a * m + c, a**2 * v + var[0]
+        m, v = a * m + c, a**2 * v + step_var[0]
     return m, v
+
+
+# ---------------------------------------------------------------------- gradients from the function's own values
+
+def _pick(value, output: tuple[int, ...]):
+    for i in output:
+        value = value[i]
+    return value
+
+
+def expect_gradients_match_values(student, fn: str, inputs: dict, result, cot: torch.Tensor, wrt: tuple[str, ...],
+                                  *, what: str, output: tuple[int, ...] = (), h: float = 1.0) -> None:
+    """Autograd's gradients agree with the function's own values, input by input.
+
+    ``inputs``: the positional arguments of ``fn`` by name, in order; ``result``: the
+    ``student.call`` that asked for gradients (``wrt`` the same objects, cotangent ``cot``);
+    ``wrt``: names of tensor arguments, or ``"model.scale"`` for a fixture's weight. For each,
+    along a fixed random direction d, the directional derivative <gradient, d> must equal
+    <cot, f(x + h d) - f(x - h d)> / (2h), computed from two more calls of the student's
+    function. Central differences are exact (up to rounding) for functions linear or quadratic
+    in that input, which every caller makes sure of: no formula of the function is needed.
+    """
+    rounding = 1e-9 if cot.dtype == F64 else 1e-4
+    gen = torch.Generator().manual_seed(20260)
+    for label in wrt:
+        base, _, weight = label.partition(".")
+        x = inputs[base]
+        if weight:
+            w = x.weights[weight]
+            d = torch.randn(w.shape, generator=gen, dtype=F64)
+            shifted = [{**inputs, base: Fixture(x.name, x.params,
+                                                {**x.weights, weight: (w.double() + sign * h * d).to(w.dtype)})}
+                       for sign in (1, -1)]
+            moved = [s[base].weights[weight] for s in shifted]
+            grad = (result.grad(x) or {}).get(weight)
+        else:
+            d = torch.randn(x.shape, generator=gen, dtype=F64)
+            shifted = [{**inputs, base: (x.double() + sign * h * d).to(x.dtype)} for sign in (1, -1)]
+            moved = [s[base] for s in shifted]
+            grad = result.grad(x)
+        step = (moved[0].double() - moved[1].double()) / 2  # h d as the dtype represents it
+        plus, minus = (expect_tensor(_pick(student.call(fn, *s.values()).value, output), shape=cot.shape,
+                                     what=f"{what} with {label} moved") for s in shifted)
+        change = float((cot.double() * (plus.double() - minus.double())).sum()) / 2
+        size = float((cot.double().abs() * (plus.double().abs() + minus.double().abs())).sum()) / 2
+        if grad is None:
+            expect(abs(change) <= rounding * (1 + size),
+                   f"no gradient of {what} reached {label}, but {what} depends on it: keep the computation "
+                   "differentiable (no .detach(), .item(), torch.no_grad() or numpy round trips)")
+            continue
+        grad = expect_tensor(grad, shape=step.shape, what=f"gradient of {what} wrt {label}")
+        predicted = float((grad.double() * step).sum())
+        slack = rounding * (1 + size + float((grad.double().abs() * step.abs()).sum()))
+        expect(abs(predicted - change) <= slack,
+               f"autograd's gradient of {what} wrt {label} disagrees with the values of {what}: moving {label} along "
+               f"a random direction, the gradient predicts a change of {predicted:.8g}, while {what} itself changes "
+               f"by {change:.8g} (central difference, exact here: {what} is linear or quadratic in {label}; "
+               f"tolerance {slack:.2g}). Keep the computation differentiable (no .detach(), .item(), "
+               "torch.no_grad() or numpy round trips) and compute the value and its gradient the same way.")
+

@@ -42,7 +42,7 @@ def linear_beta_schedule(T: int, beta_start: float=0.0001, beta_end: float=0.02)
     """Linear noise schedule of Ho et al. (2020).
 
     ``T`` values evenly spaced from ``beta_start`` to ``beta_end`` inclusive
-    (as ``torch.linspace``).
+    (as ``torch.linspace``); ``T >= 2``.
 
     Returns:
         ``[T]`` betas in the default dtype.
@@ -80,7 +80,8 @@ def q_sample(x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor, alpha_bars:
         alpha_bars: ``[T]`` cumulative products of ``1 - betas``.
 
     Returns:
-        ``[B, ...]`` noisy data ``x_t`` in ``x0``'s dtype.
+        ``[B, ...]`` noisy data ``x_t`` in ``x0``'s dtype, differentiable in ``x0``
+        and ``noise``.
     """
     raise NotImplementedError  # TODO: your implementation
 
@@ -109,7 +110,8 @@ def q_posterior_mean_variance(x0: torch.Tensor, x_t: torch.Tensor, t: torch.Tens
 
     Returns:
         ``(mean, var)``: ``mean: [B, ...]``, ``var: [B, 1, ..., 1]``
-        (broadcastable to ``x_t``), both in ``x_t``'s dtype.
+        (broadcastable to ``x_t``), both in ``x_t``'s dtype; ``mean`` is
+        differentiable in ``x0`` and ``x_t``.
     """
     raise NotImplementedError  # TODO: your implementation
 
@@ -126,7 +128,7 @@ def predict_x0_from_noise(x_t: torch.Tensor, t: torch.Tensor, noise: torch.Tenso
         alpha_bars: ``[T]``.
 
     Returns:
-        ``[B, ...]`` in ``x_t``'s dtype.
+        ``[B, ...]`` in ``x_t``'s dtype, differentiable in ``x_t`` and ``noise``.
     """
     raise NotImplementedError  # TODO: your implementation
 
@@ -144,7 +146,8 @@ def noise_prediction_loss(model, x0: torch.Tensor, t: torch.Tensor, noise: torch
         alpha_bars: ``[T]``.
 
     Returns:
-        scalar, differentiable in the model's parameters.
+        scalar in ``x0``'s dtype, differentiable in the model's parameters, ``x0``
+        and ``noise``.
     """
     raise NotImplementedError  # TODO: your implementation
 
@@ -170,7 +173,8 @@ def p_sample_step(model, x_t: torch.Tensor, t: torch.Tensor, betas: torch.Tensor
         noise: ``[B, ...]`` standard normal noise.
 
     Returns:
-        ``[B, ...]`` sample of ``x_{t-1}`` in ``x_t``'s dtype.
+        ``[B, ...]`` sample of ``x_{t-1}`` in ``x_t``'s dtype, differentiable in
+        ``x_t`` and ``noise``.
     """
     raise NotImplementedError  # TODO: your implementation
 
@@ -201,7 +205,8 @@ def ddim_step(model, x_t: torch.Tensor, t: torch.Tensor, t_prev: torch.Tensor, a
         noise: ``[B, ...]`` standard normal noise.
 
     Returns:
-        ``[B, ...]`` in ``x_t``'s dtype.
+        ``[B, ...]`` in ``x_t``'s dtype, differentiable in ``x_t``, ``noise`` and
+        the model's parameters (through ``x0_hat`` and ``eps`` alike).
     """
     raise NotImplementedError  # TODO: your implementation
 
@@ -219,7 +224,8 @@ def classifier_free_guidance(eps_cond: torch.Tensor, eps_uncond: torch.Tensor, w
             broadcast over the non-batch dims).
 
     Returns:
-        ``[B, ...]`` in ``eps_cond``'s dtype.
+        ``[B, ...]`` in ``eps_cond``'s dtype, differentiable in ``eps_cond`` and
+        ``eps_uncond``.
     """
     raise NotImplementedError  # TODO: your implementation
 
@@ -233,14 +239,15 @@ def dynamic_threshold(x0_hat: torch.Tensor, percentile: float=0.995) -> torch.Te
         out_b = clamp(x0_hat_b, -s_b, s_b) / s_b
 
     Use ``torch.quantile`` (linear interpolation) on the flattened
-    ``[B, N]`` absolute values.
+    ``[B, N]`` absolute values. Keep ``s`` differentiable (do not detach the
+    quantile): the gradient flows through ``s`` where ``s > 1``.
 
     Args:
         x0_hat: ``[B, ...]`` predicted clean data.
         percentile: quantile level in [0, 1].
 
     Returns:
-        ``[B, ...]`` values in [-1, 1].
+        ``[B, ...]`` values in [-1, 1], in ``x0_hat``'s dtype.
     """
     raise NotImplementedError  # TODO: your implementation
 
@@ -267,6 +274,7 @@ def inpaint_merge(x_prev: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, t_p
         noise: ``[B, ...]`` standard normal noise.
 
     Returns:
-        ``[B, ...]`` in ``x_prev``'s dtype.
+        ``[B, ...]`` in ``x_prev``'s dtype, differentiable in ``x_prev``, ``y`` and
+        ``noise``.
     """
     raise NotImplementedError  # TODO: your implementation
