@@ -1,22 +1,98 @@
 """Judge-side helpers for the hw6 checks: fixtures, closed-form moments, exact chain laws.
 
-No reference code here: only the definitions the handout states (the VP-SDE's
-beta(t), its perturbation kernel, the Gaussian scores) and exact moment
-calculus for Gaussian data, usable by public checks.
+No implementation of a graded function here (students read this file): only the
+definitions the handout states (the VP-SDE's beta(t), f and g, the Gaussian
+scores), the VP kernel by quadrature of the SDE's moment equations, exact moment
+calculus for Gaussian data, central differences of the student's own values,
+and the handout sentences that failure messages quote.
 """
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Iterator
 
 import torch
+from hypothesis import strategies as st
 from scipy import stats
 
 from grader.checks import Fixture
+from grader.compare import CheckFailed, expect, expect_tensor
 from grader.worker.fixtures import build
-from grader.worker.fixtures.score import MLPEnergy, MLPScore, vp_log_mean_coeff
+from grader.worker.fixtures.score import MLPEnergy, MLPScore
 
 Z_FAIL = 6.0  # two-sided |N(0,1)| > 6 has probability 2e-9: the false-fail bound of one z-test
 CHI2_ALPHA = 1e-9  # each tail of a chi-square variance test
+
+
+# ---------------------------------------------------------------------- the handout, quoted
+
+HANDOUT = {  # what failure messages quote: the sentence of the handout (score.py) a property follows from
+    "conventions": "module docstring: \"Keep the dtype and device of the data, never modify inputs in place, and "
+                   "keep every loss differentiable.\"",
+    "dsm_loss": "dsm_loss: \"x_tilde = x + sigma * noise; loss = 0.5 * mean_b sum_d ( score_fn(x_tilde, sigma) + "
+                "noise / sigma )^2\"; \"sigma: a float, or a tensor [B] (one level per example)\"; \"sum_d\" sums "
+                "all non-batch dims",
+    "dsm_grad": "dsm_loss, Returns: \"scalar, differentiable in the parameters of score_fn\"",
+    "ssm": "sliced_score_matching_loss: \"With s = score_fn(x, None): loss = mean_b [ v_b . grad_x (v_b . s_b) + "
+           "0.5 (v_b . s_b)^2 ]\"",
+    "ssm_grad": "sliced_score_matching_loss: \"torch.autograd.grad of sum_b (v_b . s_b) with respect to x with "
+                "create_graph=True, so that the loss stays differentiable in the parameters of score_fn\"",
+    "langevin": "langevin_step: \"x + step_size * score_fn(x, sigma) + sqrt(2 * step_size) * noise\"; \"sigma: "
+                "passed through to score_fn unchanged (may be None)\"",
+    "vp_marginal": "vp_sde_marginal: \"Perturbation kernel p_t(x_t | x_0) of the VP-SDE\" (module docstring: "
+                   "\"dx = f(x, t) dt + g(t) dw with f(x, t) = -0.5 beta(t) x and g(t)^2 = beta(t)\", beta(t) = "
+                   "beta_min + t (beta_max - beta_min)); Returns: \"(mean, std) with mean: [B, ...] and std: "
+                   "[B, 1, ..., 1] (broadcastable to x0), in x0's dtype\"",
+    "reverse": "reverse_sde_step: \"x_prev = x - (f - g^2 * score_fn(x, t)) * dt + sqrt(g^2 * dt) * noise\" with "
+               "\"beta = beta_min + t * (beta_max - beta_min), f = -0.5 * beta * x, g^2 = beta\"; \"Drift and score "
+               "are evaluated at t\"",
+    "pf": "probability_flow_drift: \"drift = f(x, t) - 0.5 * g(t)^2 * score_fn(x, t) = -0.5 * beta * x - 0.5 * "
+          "beta * score_fn(x, t)\"",
+    "cd": "contrastive_divergence_loss: \"mean_b E(x_pos) - mean_b E(x_neg.detach())\"; x_neg is \"[B', ...]\"",
+    "cd_grad": "contrastive_divergence_loss: \"Gradients reach the energy's parameters through both terms and never "
+               "flow into x_neg\"",
+}
+
+
+@contextmanager
+def citing(*keys: str) -> Iterator[None]:
+    """A failed property's message ends with the handout sentences (``HANDOUT`` keys) it follows from."""
+    try:
+        yield
+    except CheckFailed as exc:
+        said = "\n  ".join(HANDOUT[k] for k in keys)
+        raise CheckFailed(f"{exc}\n  The handout says, {said}") from None
+
+
+# ---------------------------------------------------------------------- VP-SDE betas, as a call passes them
+
+DEFAULT_BETAS = (0.1, 20.0)  # the handout's defaults of beta_min, beta_max
+
+
+@dataclass(frozen=True)
+class VPBetas:
+    """beta_min and beta_max as a check passes them; None: not passed (the defaults 0.1 and 20 apply)."""
+
+    beta_min: float | None = None
+    beta_max: float | None = None
+
+    @property
+    def kwargs(self) -> dict:
+        return {} if self.beta_min is None else {"beta_min": self.beta_min, "beta_max": self.beta_max}
+
+    @property
+    def values(self) -> tuple[float, float]:
+        return DEFAULT_BETAS if self.beta_min is None else (self.beta_min, self.beta_max)
+
+    def __repr__(self) -> str:
+        if self.beta_min is None:
+            return "VPBetas(not passed: the defaults beta_min=0.1, beta_max=20.0)"
+        return f"VPBetas(beta_min={self.beta_min!r}, beta_max={self.beta_max!r})"
+
+
+vp_betas = st.one_of(st.just(VPBetas()), st.builds(VPBetas, st.floats(0.05, 1.0), st.floats(5.0, 25.0)))
 
 
 # ---------------------------------------------------------------------- fixtures
@@ -59,10 +135,22 @@ def beta_of(t: torch.Tensor, beta_min: float, beta_max: float) -> torch.Tensor:
     return beta_min + t * (beta_max - beta_min)
 
 
-def vp_mean_std(t: torch.Tensor, beta_min: float, beta_max: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """The VP-SDE kernel's mean coefficient and std at time t (the handout's closed form), float64."""
-    log_a = vp_log_mean_coeff(t.double(), beta_min, beta_max)
-    return log_a.exp(), torch.sqrt(-torch.expm1(2 * log_a))
+def vp_kernel_by_quadrature(t: torch.Tensor, beta_min: float, beta_max: float,
+                            intervals: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+    """The VP-SDE kernel's mean coefficient and std at times t, float64, from the SDE alone.
+
+    For dx = -0.5 beta(t) x dt + sqrt(beta(t)) dw from x(0) = x0 (the handout's f and g), the
+    mean m and variance v solve dm/dt = -0.5 beta m, m(0) = x0 and dv/dt = beta (1 - v), v(0) = 0,
+    so m = x0 exp(-B / 2) and 1 - v = exp(-B) with B(t) = int_0^t beta(s) ds, computed here by
+    composite Simpson quadrature on the handout's beta(s).
+    """
+    t = t.double()
+    grid = torch.linspace(0, 1, 2 * intervals + 1, dtype=torch.float64)
+    weights = torch.ones_like(grid)
+    weights[1:-1:2], weights[2:-1:2] = 4.0, 2.0
+    s = t[..., None] * grid  # [..., nodes]: the nodes of [0, t]
+    integral = (beta_of(s, beta_min, beta_max) * weights).sum(-1) * t / (6 * intervals)
+    return torch.exp(-0.5 * integral), torch.sqrt(-torch.expm1(-integral))
 
 
 # ---------------------------------------------------------------------- tolerances
@@ -170,7 +258,7 @@ def vp_sampler_law(mean: torch.Tensor, var: torch.Tensor, n_steps: int, t_end: f
     for k in range(n_steps):
         t = torch.tensor(1.0 - k * dt, dtype=torch.float64)
         beta = beta_of(t, beta_min, beta_max)
-        a, std = vp_mean_std(t, beta_min, beta_max)
+        a, std = vp_kernel_by_quadrature(t, beta_min, beta_max)
         v_t = a ** 2 * var + std ** 2
         share = 1.0 if method == "sde" else 0.5
         c = 1 + 0.5 * beta * dt - share * beta * dt / v_t
@@ -179,3 +267,43 @@ def vp_sampler_law(mean: torch.Tensor, var: torch.Tensor, n_steps: int, t_end: f
         v = c ** 2 * v + (beta * dt if method == "sde" else 0.0)
         steps.append((c, d))
     return mu, v, steps
+
+
+# ---------------------------------------------------------------------- gradients by central differences
+
+
+def gradient_matches_differences(student, function: str, fixture: Fixture, args: tuple, *, what: str,
+                                 seed: int, step: float = 0.5, hint: str = ""):
+    """The student's gradient of ``function(fixture, *args)`` wrt each parameter of ``fixture`` is the
+    derivative of the student's own values: along a random direction u per parameter, the autograd
+    gradient . u equals (loss(w + step u) - loss(w - step u)) / (2 step), which is exact (up to
+    rounding) for a loss quadratic in the parameters (an affine score in DSM or SSM, a quadratic
+    energy in CD). float64 throughout. Consistency only: a check using this names its value pins
+    in ``requires`` (zeros pass it)."""
+    r = student.call(function, fixture, *args, wrt=(fixture,), return_inputs=True)
+    value = float(expect_tensor(r.value, shape=(), dtype=torch.float64, what=what))
+    grads = r.grad(fixture) or {}
+    gen = torch.Generator().manual_seed(seed)
+    for key, w in fixture.weights.items():
+        g = grads.get(key)
+        expect(g is not None, f"no gradient reached the parameter {key} of {fixture.name}: keep {what} "
+                              "differentiable (no .detach(), .item(), torch.no_grad() or numpy on the way)")
+        g = expect_tensor(g, shape=w.shape, what=f"d {what} / d {key}")
+        u = torch.randn(w.shape, generator=gen, dtype=torch.float64)
+
+        def at(h: float) -> float:
+            moved = Fixture(fixture.name, fixture.params, {**fixture.weights, key: w + h * u})
+            return float(expect_tensor(student.call(function, moved, *args).value, shape=(), dtype=torch.float64,
+                                       what=f"{what} with {key} moved by {h:g} u"))
+
+        plus, minus = at(step), at(-step)
+        differences = (plus - minus) / (2 * step)
+        autograd = float((g.double() * u).sum())
+        scale = max(abs(plus), abs(minus), abs(value), 1.0)
+        tol = 1e-6 * abs(differences) + 1e-10 * scale / step
+        expect(abs(autograd - differences) <= tol,
+               f"d {what} / d {key} along a random direction u: your gradient gives {autograd:.10g}, the central "
+               f"difference of your own values (loss(w + {step:g} u) - loss(w - {step:g} u)) / {2 * step:g} gives "
+               f"{differences:.10g} (exact here: the loss is quadratic in the parameters; tolerance {tol:.2g}). "
+               f"The gradient autograd computes is not the derivative of the value you return{hint}")
+    return r
