@@ -140,6 +140,14 @@ def expect_close(
     return got
 
 
+def hanging(lead: str, text: str) -> str:
+    """``lead`` followed by ``text``, its later lines indented to start under ``text``'s first.
+
+    ``hanging("  q = ", repr(t))`` keeps a multi-line tensor's rows aligned as torch printed them.
+    """
+    return lead + text.replace("\n", "\n" + " " * len(lead))
+
+
 def short(t: torch.Tensor) -> str:
     """A one-line rendering of a small tensor."""
     values = ", ".join(f"{v:.6g}" for v in t.flatten().tolist()[:12])
