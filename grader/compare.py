@@ -41,14 +41,23 @@ def expect(condition: bool, message: str) -> None:
         raise CheckFailed(message)
 
 
-def describe(value: Any) -> str:
-    """A short description of any value, for messages."""
+def describe(value: Any, *, items: bool = True) -> str:
+    """A short description of any value, for messages.
+
+    items: describe the first few items of a tuple or list too (one level deep).
+    """
     if isinstance(value, torch.Tensor):
         return f"tensor of shape {list(value.shape)} and dtype {str(value.dtype).removeprefix('torch.')}"
     if isinstance(value, Unsupported):
         return value.type_name
-    if isinstance(value, tuple):
-        return f"tuple of {len(value)}"
+    if value is None:
+        return "None"
+    if isinstance(value, (tuple, list)):
+        text = f"{type(value).__name__} of {len(value)}"
+        if items and value:
+            listed = ", ".join(describe(v, items=False) for v in value[:4])
+            text += f" ({listed}{', ...' if len(value) > 4 else ''})"
+        return text
     return type(value).__name__
 
 
