@@ -264,7 +264,11 @@ def run_check(check: Check, client: WorkerClient, *, seed: int, examples: int, t
         inner = getattr(flaky, "exceptions", [flaky])[0]
         if isinstance(inner, WorkerFault):
             return failed(inner.reason)
-        return failed(f"{inner}{counterexample(inner)}\n(the failure did not reproduce on a second run: "
+        if isinstance(inner, StudentError):
+            what = f"{inner.function} raised {inner.message}"
+        else:
+            what = str(inner) if isinstance(inner, CheckFailed) else unusable_output(inner, student.last_call)
+        return failed(f"{what}{counterexample(inner)}\n(the failure did not reproduce on a second run: "
                       "is the function nondeterministic?)")
     except HypothesisException as exc:
         return failed(f"grader error in this check ({type(exc).__name__}); please report it: {exc}")

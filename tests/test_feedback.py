@@ -317,3 +317,22 @@ def test_results_json_names_the_sandbox_once():
         "Graded in the docker sandbox (dgm-grade:latest): uid 1000, no network; seed 7."
     other = Grade(assignment, [], 7, "vm", "a firecracker microVM")
     assert to_results(other).output.splitlines()[-1] == "Graded in the vm sandbox (a firecracker microVM); seed 7."
+
+
+_calls = []
+
+
+@given(n=st.integers(0, 3))
+def _fails_once(student, n):
+    kl = student.kl_normal(torch.zeros(2, 3), torch.zeros(2, 3), torch.zeros(2, 3), torch.zeros(2, 3))
+    _calls.append(n)
+    if len(_calls) == 1:
+        kl[:, 0]  # IndexError, once: the replay passes
+
+
+def test_a_check_error_that_does_not_reproduce_is_still_not_the_students():
+    _calls.clear()
+    r = grade_checks(VAE, [Check("kl_normal", "fails once", 1, _fails_once)]).results[0]
+    assert r.output.startswith("kl_normal returned a tensor of shape [2] and dtype float32, which the check could not "
+                               "use (computing with it raised IndexError"), r.output
+    assert "did not reproduce" in r.output
