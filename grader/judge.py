@@ -158,6 +158,8 @@ def grade(
                 reported += 1
             if stop_at_first_failure and not r.passed:
                 break
+        if client.import_output.strip():
+            result.notes.append(f"{submission.module}.py printed when imported:\n{client.import_output.strip()[-1500:]}")
         status = client.module()
         if not status.ok:
             result.problem = f"{submission.module} could not be imported: {status.error}"

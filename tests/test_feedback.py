@@ -336,3 +336,10 @@ def test_a_check_error_that_does_not_reproduce_is_still_not_the_students():
     assert r.output.startswith("kl_normal returned a tensor of shape [2] and dtype float32, which the check could not "
                                "use (computing with it raised IndexError"), r.output
     assert "did not reproduce" in r.output
+
+
+def test_what_the_module_prints_when_imported_is_a_note_not_a_checks_output():
+    source = mutate(VAE, "kl = 0.5 * (", "kl = (") + "\nprint('loading my VAE')\n"
+    g = grade_checks(source, [public_check("kl_normal", "matches a Monte-Carlo")])
+    assert g.notes == ["vae.py printed when imported:\nloading my VAE"]
+    assert "loading my VAE" not in g.results[0].output

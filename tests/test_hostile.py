@@ -79,7 +79,8 @@ def points(g: Grade, function: str) -> float:
 
 
 def outputs(g: Grade) -> str:
-    return "\n".join(r.output for r in g.results)
+    """Everything the feedback shows: the notes (what the module printed when imported) and each check's output."""
+    return "\n".join([*g.notes, *(r.output for r in g.results)])
 
 
 def marked_files(marker: str) -> list[str]:
