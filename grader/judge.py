@@ -235,9 +235,10 @@ def run_check(check: Check, client: WorkerClient, *, seed: int, examples: int, t
         what = "not defined" if missing[0] == check.function else f"needs {missing[0]}, which is not defined"
         return failed(f"{', '.join(missing)} is not defined in {module}.py (define it with exactly this name)",
                       brief=f"{what} in {module}.py")
-    earlier = [client.timed_out[n] for n in check.needs if n in client.timed_out]
+    earlier = [n for n in check.needs if n in client.timed_out]
     if earlier:
-        return failed(f"skipped: {earlier[0]}")
+        return failed(f"skipped: {client.timed_out[earlier[0]]}",
+                      brief=f"skipped: {earlier[0]} did not finish in time in an earlier check")
 
     random.seed(seed)
     np.random.seed(seed)
