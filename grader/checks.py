@@ -42,7 +42,7 @@ from .client import CallResult, WorkerClient
 from .compare import CheckFailed, describe
 from .worker.protocol import Fixture, StudentObject, Unsupported
 
-__all__ = ["Check", "Checks", "Student", "Fixture", "StudentObject", "CheckFailed"]
+__all__ = ["Check", "Checks", "Student", "Call", "Fixture", "StudentObject", "CheckFailed"]
 
 
 @dataclass(frozen=True)
@@ -101,16 +101,27 @@ class Checks:
         return register
 
 
+@dataclass(frozen=True)
+class Call:
+    """A call of a student function that returned: what the check then worked with."""
+
+    function: str
+    value: Any  # the decoded output
+
+
 class Student:
     """The student's module, as the check sees it: every call goes to the worker.
 
     Tensors a check sends are CPU tensors; the worker moves them to the
     grading device. Results come back as plain CPU tensors, after checking
-    that every returned tensor stayed on the grading device.
+    that every returned tensor stayed on the grading device. ``last_call``
+    remembers the latest call that returned, so that an exception in the
+    check's own code can say which output it could not use.
     """
 
     def __init__(self, client: WorkerClient, *, seed: int, timeout: float) -> None:
         self._client, self._seed, self._timeout = client, seed, timeout
+        self.last_call: Call | None = None
 
     def __repr__(self) -> str:
         return "student"
@@ -157,6 +168,7 @@ class Student:
         )
         result.value = self._to_cpu(result.value, f"{fn}'s output")
         result.grads = {k: self._to_cpu(v, f"gradient from {fn}") for k, v in result.grads.items()}
+        self.last_call = Call(fn, result.value)
         return result
 
     def _to_cpu(self, value: Any, what: str) -> Any:

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
 from . import api, report, results
@@ -21,8 +20,8 @@ from .sandbox.base import SandboxUnavailable
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
                   help="Property-based autograder for deep generative models courses.")
-console = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+console = report.make_console()
+err = report.make_console(stderr=True)
 
 SANDBOX_HELP = "where student code runs: docker, process, or auto (docker when a daemon and the image are there)"
 
@@ -40,7 +39,7 @@ def check(
     console.print(f"[bold]dgm-grade check[/] {escape(str(submission))}")
     grade = api.run_grading(
         submission=submission, assignment_id=assignment, hidden=False, sandbox=_sandbox(sandbox), gpu=gpu,
-        seed=seed, timeout=timeout, progress=lambda r: report.progress_line(console, r),
+        seed=seed, timeout=timeout, progress=report.ProgressLines(console),
     )
     report.print_report(console, grade)
     raise typer.Exit(0 if grade.score == grade.max_score and not grade.problem else 1)
@@ -58,7 +57,7 @@ def grade_cmd(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="print only the score"),
 ) -> None:
     """Grade with all checks (public and hidden) and write results.json (Gradescope format)."""
-    progress = None if quiet else (lambda r: report.progress_line(console, r))
+    progress = None if quiet else report.ProgressLines(console)
     grade = api.run_grading(submission=submission, assignment_id=assignment, hidden=True, sandbox=_sandbox(sandbox),
                             gpu=gpu, seed=seed, timeout=timeout, progress=progress)
     results.write_results(grade, out)

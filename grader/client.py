@@ -92,6 +92,7 @@ class WorkerClient:
         self.status: ModuleStatus | None = None
         self.timed_out: dict[str, str] = {}  # function -> reason; its later checks fail without running
         self.output: list[str] = []  # what the student printed, since the last take_output()
+        self.import_output = ""  # what the module printed when it was first imported
         self.restarts = 0
         self._ids = itertools.count(1)
 
@@ -132,6 +133,9 @@ class WorkerClient:
             self.status = ModuleStatus(False, error=f"the worker died while importing {self.module_name} ({exc}): "
                                        "does the module call os._exit, crash, or exhaust memory at import?")
             return
+        printed = self.take_output()  # kept apart: it belongs to no check
+        if self.status is None:  # the first import (a restart imports, and prints, again)
+            self.import_output = printed
         if reply.get("ok"):
             names = reply.get("names")  # student code may have forged this frame: trust only its shape
             names = names if isinstance(names, list) else []

@@ -41,14 +41,23 @@ def expect(condition: bool, message: str) -> None:
         raise CheckFailed(message)
 
 
-def describe(value: Any) -> str:
-    """A short description of any value, for messages."""
+def describe(value: Any, *, items: bool = True) -> str:
+    """A short description of any value, for messages.
+
+    items: describe the first few items of a tuple or list too (one level deep).
+    """
     if isinstance(value, torch.Tensor):
         return f"tensor of shape {list(value.shape)} and dtype {str(value.dtype).removeprefix('torch.')}"
     if isinstance(value, Unsupported):
         return value.type_name
-    if isinstance(value, tuple):
-        return f"tuple of {len(value)}"
+    if value is None:
+        return "None"
+    if isinstance(value, (tuple, list)):
+        text = f"{type(value).__name__} of {len(value)}"
+        if items and value:
+            listed = ", ".join(describe(v, items=False) for v in value[:4])
+            text += f" ({listed}{', ...' if len(value) > 4 else ''})"
+        return text
     return type(value).__name__
 
 
@@ -138,6 +147,14 @@ def expect_close(
             + (f"\n  got (all):      {short(a)}\n  expected (all): {short(b)}" if a.numel() <= 12 else "")
         )
     return got
+
+
+def hanging(lead: str, text: str) -> str:
+    """``lead`` followed by ``text``, its later lines indented to start under ``text``'s first.
+
+    ``hanging("  q = ", repr(t))`` keeps a multi-line tensor's rows aligned as torch printed them.
+    """
+    return lead + text.replace("\n", "\n" + " " * len(lead))
 
 
 def short(t: torch.Tensor) -> str:

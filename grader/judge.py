@@ -9,11 +9,12 @@ For each check, in order:
    database, no deadline, and shrinking capped in time;
 3. the body runs; any failure becomes a ``CheckResult`` whose output names
    the function, the property, what went wrong (got / expected), the
-   shrunk counterexample and what the student printed.
+   shrunk counterexample and what the student printed in that example
+   (the wording and the hints are grader/feedback.py's).
 """
 from __future__ import annotations
 
-import ast
+import functools
 import hashlib
 import random
 import time
@@ -28,6 +29,8 @@ from hypothesis.errors import Flaky, HypothesisException
 from .assignment import Assignment
 from .checks import Check, CheckFailed, Student
 from .client import StudentError, WorkerClient, WorkerFault
+from .feedback import (Frame, StudentModule, add_root_cause_hints, counterexample, is_not_implemented,
+                       not_implemented, raising_frame, unusable_output)
 from .sandbox.base import Sandbox
 from .submission import Submission, SubmissionError
 
@@ -74,6 +77,9 @@ class CheckResult:
     output: str  # empty when passed; else what failed, for the student
     elapsed: float
     gated_by: tuple[str, ...] = ()  # the property held, but these required checks failed (so it scores 0)
+    brief: str = ""  # one line when the failure is about the whole function ("not implemented yet"): the report
+    #                  shows a function's checks that fail with the same brief as one line
+    raised_in: Frame | None = None  # where in the student's code the exception it failed on was raised
 
 
 @dataclass
@@ -126,7 +132,8 @@ def grade(
     if isinstance(submission, SubmissionError):
         result.problem = str(submission)
         for c in checks:
-            result.results.append(CheckResult(c, False, 0.0, f"The submission could not be loaded: {submission}", 0.0))
+            result.results.append(CheckResult(c, False, 0.0, f"The submission could not be loaded: {submission}", 0.0,
+                                              brief="not graded: the submission could not be loaded"))
         result.elapsed = time.monotonic() - started
         return result
     result.notes = list(submission.notes)
@@ -134,13 +141,14 @@ def grade(
         sandbox, submission.files, submission.module, import_timeout=limits.import_timeout_s,
         max_frame_bytes=limits.max_frame_mb << 20, device=device,
     )
+    source = StudentModule.parse(submission.files.get(f"{submission.module}.py", b""), f"{submission.module}.py")
     pins = required_checks(checks)
     reported = 0  # results already handed to ``progress``
     try:
         for i, c in enumerate(checks):
             r = run_check(
                 c, client, seed=check_seed(seed, assignment.id, c.id), examples=c.examples or assignment.config.examples,
-                timeout=timeout or c.timeout or limits.timeout_s, shrink=shrink, module=submission.module,
+                timeout=timeout or c.timeout or limits.timeout_s, shrink=shrink, module=submission.module, source=source,
             )
             result.results.append(r)
             pending = {x.id for x in checks[i + 1:]}
@@ -150,6 +158,8 @@ def grade(
                 reported += 1
             if stop_at_first_failure and not r.passed:
                 break
+        if client.import_output.strip():
+            result.notes.append(f"{submission.module}.py printed when imported:\n{client.import_output.strip()[-1500:]}")
         status = client.module()
         if not status.ok:
             result.problem = f"{submission.module} could not be imported: {status.error}"
@@ -158,7 +168,7 @@ def grade(
     apply_requirements(result.results, pins)
     for r in result.results[reported:] if progress else ():
         progress(r)
-    add_root_cause_hints(result.results, student_calls(submission.files.get(f"{submission.module}.py", b"")))
+    add_root_cause_hints(result.results, source)
     result.elapsed = time.monotonic() - started
     return result
 
@@ -203,56 +213,83 @@ def apply_requirements(results: list[CheckResult], pins: dict[str, frozenset[str
 
 
 def run_check(check: Check, client: WorkerClient, *, seed: int, examples: int, timeout: float, shrink: bool,
-              module: str) -> CheckResult:
+              module: str, source: StudentModule | None = None) -> CheckResult:
+    """Run one check; ``source``: the student's module as read by the judge (for where errors were raised)."""
     start = time.monotonic()
+    if source is None:
+        source = StudentModule.parse(client.files.get(f"{module}.py", b""), f"{module}.py")
 
-    def failed(message: str) -> CheckResult:
+    def failed(message: str, *, brief: str = "", raised_in: Frame | None = None) -> CheckResult:
         printed = client.take_output().strip()
         if printed:
             message += f"\n\nYour code printed:\n{printed[-1500:]}"
-        return CheckResult(check, False, 0.0, message, time.monotonic() - start)
+        return CheckResult(check, False, 0.0, message, time.monotonic() - start, brief=brief, raised_in=raised_in)
 
     status = client.module()
     if not status.ok:
         tb = f"\n{status.traceback}" if status.traceback else ""
-        return failed(f"{module}.py could not be imported: {status.error}{tb}")
+        return failed(f"{module}.py could not be imported: {status.error}{tb}",
+                      brief=f"not graded: {module}.py could not be imported")
     missing = [n for n in check.needs if n.split(".")[0] not in status.names]
     if missing:
-        return failed(f"{', '.join(missing)} is not defined in {module}.py (define it with exactly this name)")
-    earlier = [client.timed_out[n] for n in check.needs if n in client.timed_out]
+        what = "not defined" if missing[0] == check.function else f"needs {missing[0]}, which is not defined"
+        return failed(f"{', '.join(missing)} is not defined in {module}.py (define it with exactly this name)",
+                      brief=f"{what} in {module}.py")
+    earlier = [n for n in check.needs if n in client.timed_out]
     if earlier:
-        return failed(f"skipped: {earlier[0]}")
+        return failed(f"skipped: {client.timed_out[earlier[0]]}",
+                      brief=f"skipped: {earlier[0]} did not finish in time in an earlier check")
 
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-    body = seeded(check.run, seed, examples=examples, shrink=shrink)
+    student = Student(client, seed=seed, timeout=timeout)
+
+    def new_example() -> None:  # what the student printed and returned so far belongs to other examples
+        client.take_output()
+        student.last_call = None
+
+    body = seeded(check.run, seed, examples=examples, shrink=shrink, before_each=new_example)
     try:
-        body(Student(client, seed=seed, timeout=timeout))
+        body(student)
     except WorkerFault as exc:
         return failed(exc.reason)
     except StudentError as exc:
+        frame = raising_frame(exc, source)
+        if is_not_implemented(exc, frame):
+            message, brief = not_implemented(check.function, frame, exc.function)
+            return failed(message, brief=brief, raised_in=frame)
         tb = f"\n{exc.traceback.rstrip()}" if exc.traceback.strip() else ""
-        return failed(f"{exc.function} raised {exc.message}{counterexample(exc)}{tb}")
+        return failed(f"{exc.function} raised {exc.message}{tb}{counterexample(exc)}", raised_in=frame)
     except CheckFailed as exc:
         return failed(f"{exc}{counterexample(exc)}")
     except Flaky as flaky:  # a failure that did not reproduce when hypothesis replayed it
         inner = getattr(flaky, "exceptions", [flaky])[0]
         if isinstance(inner, WorkerFault):
             return failed(inner.reason)
-        return failed(f"{inner}{counterexample(inner)}\n(the failure did not reproduce on a second run: "
+        if isinstance(inner, StudentError):
+            what = f"{inner.function} raised {inner.message}"
+        else:
+            what = str(inner) if isinstance(inner, CheckFailed) else unusable_output(inner, student.last_call)
+        return failed(f"{what}{counterexample(inner)}\n(the failure did not reproduce on a second run: "
                       "is the function nondeterministic?)")
     except HypothesisException as exc:
         return failed(f"grader error in this check ({type(exc).__name__}); please report it: {exc}")
-    except Exception as exc:  # an output the check could not use (wrong type, say)
-        return failed(f"the output could not be checked: {type(exc).__name__}: {exc}{counterexample(exc)}")
+    except Exception as exc:  # the check's own code raised on an output it could not use (wrong type, say)
+        return failed(f"{unusable_output(exc, student.last_call)}{counterexample(exc)}")
     client.take_output()
     return CheckResult(check, True, float(check.points), "", time.monotonic() - start)
 
 
-def seeded(body: Callable, seed: int, *, examples: int, shrink: bool) -> Callable:
+def seeded(body: Callable, seed: int, *, examples: int, shrink: bool,
+           before_each: Callable[[], object] | None = None) -> Callable:
     """A check body with hypothesis set up for grading (no-op for a body without @given):
-    ``examples`` examples from ``seed``, no database, no deadline, shrinking only if ``shrink``."""
+    ``examples`` examples from ``seed``, no database, no deadline, shrinking only if ``shrink``.
+
+    before_each: called at the start of every example hypothesis runs (the judge
+    drops what the student printed before it, so a failure shows what its own
+    example printed).
+    """
     if getattr(body, "is_hypothesis_test", False):
         phases = [Phase.explicit, Phase.generate] + ([Phase.shrink] if shrink else [])
         body._hypothesis_internal_use_settings = settings(
@@ -261,57 +298,26 @@ def seeded(body: Callable, seed: int, *, examples: int, shrink: bool) -> Callabl
             verbosity=Verbosity.normal,
         )
         body._hypothesis_internal_use_seed = seed
+        if before_each is not None:
+            return _each_example(body, before_each)
     return body
 
 
-def student_calls(source: bytes) -> dict[str, set[str]]:
-    """Which top-level names each top-level function or class of the student's module refers to."""
-    try:
-        tree = ast.parse(source)
-    except (SyntaxError, ValueError):
-        return {}
-    calls: dict[str, set[str]] = {}
-    for node in tree.body:
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            calls[node.name] = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)} - {node.name}
-    return calls
+def _each_example(body: Callable, before_each: Callable[[], object]) -> Callable:
+    """``body`` (a @given test) calling ``before_each`` before each example, through
+    hypothesis' replaceable ``inner_test``, which is put back afterwards."""
+    test = body.hypothesis.inner_test
 
+    @functools.wraps(test)
+    def each_example(*args, **kwargs):
+        before_each()
+        return test(*args, **kwargs)
 
-def add_root_cause_hints(results: list[CheckResult], calls: dict[str, set[str]]) -> None:
-    """Point a failed check at the lowest-level function it depends on that fails its own checks.
+    def run(*args, **kwargs):
+        body.hypothesis.inner_test = each_example
+        try:
+            return body(*args, **kwargs)
+        finally:
+            body.hypothesis.inner_test = test
 
-    ``negative_elbo_bound`` calling a broken ``kl_normal`` fails too; the
-    student should fix ``kl_normal`` first.
-    """
-    failing = {r.check.function for r in results if not r.passed}
-
-    def broken_callees(fn: str, seen: set[str]) -> list[str]:
-        found = []
-        for callee in sorted(calls.get(fn, set()) - seen):
-            deeper = broken_callees(callee, seen | {callee})
-            found += deeper or ([callee] if callee in failing else [])
-        return found
-
-    for r in results:
-        if not r.passed:
-            roots = sorted(set(broken_callees(r.check.function.split(".")[0], {r.check.function})))
-            if roots:
-                names = ", ".join(roots)
-                r.output += (f"\n\nHint: {r.check.function} calls {names}, which also fails its own checks; "
-                             f"fix {names} first.")
-
-
-def counterexample(exc: BaseException) -> str:
-    """The shrunk example hypothesis attached to ``exc``, without the ``student`` argument.
-
-    Arguments come from the "Falsifying example" note; values drawn inside the
-    check with ``st.data()`` come as separate "Draw N:" notes.
-    """
-    lines: list[str] = []
-    for note in getattr(exc, "__notes__", []):
-        if note.startswith(("Falsifying example", "Failing test case")):
-            lines += [ln.strip().rstrip(",") for ln in note.splitlines()[1:]
-                      if ln.strip() not in (")", "student=student,") and not ln.strip().startswith("data=data(")]
-        elif note.startswith("Draw "):
-            lines.append(note.strip())
-    return "\nCounterexample (smallest found):\n  " + "\n  ".join(lines) if lines else ""
+    return run

@@ -63,7 +63,7 @@ def to_results(grade: Grade) -> Results:
     if grade.problem:
         lines.append(f"Problem: {grade.problem}")
     lines += [f"Note: {n}" for n in grade.notes]
-    lines.append(f"Graded in the {grade.sandbox} sandbox ({grade.isolation}), seed {grade.seed}.")
+    lines.append(f"Graded in the {sandbox_description(grade)}; seed {grade.seed}.")
     return Results(
         score=round(grade.score, 6),
         execution_time=round(grade.elapsed, 3),
@@ -78,6 +78,14 @@ def to_results(grade: Grade) -> Results:
             "isolation": grade.isolation,
         },
     )
+
+
+def sandbox_description(grade: Grade) -> str:
+    """The sandbox in words, its name once: the sandboxes' own descriptions start with it
+    ("docker sandbox (image): uid ...", "process sandbox: ...")."""
+    if grade.isolation.startswith(f"{grade.sandbox} sandbox"):
+        return grade.isolation
+    return f"{grade.sandbox} sandbox ({grade.isolation})" if grade.isolation else f"{grade.sandbox} sandbox"
 
 
 def write_results(grade: Grade, path: Path) -> Results:

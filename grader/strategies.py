@@ -3,18 +3,43 @@
 Built from small pieces in the style of ``hypothesis.extra.numpy``: every
 argument is a value or a strategy, defaults are small, and tensors are drawn
 as float64 numpy arrays and then cast, so the same example exists in every
-dtype. Drawn values have compact reprs, so a shrunk counterexample reads well.
+dtype. Drawn values have compact reprs that name their fields, so a shrunk
+counterexample reads well: ``Gaussian(mean=tensor(...), log_var=tensor(...))``,
+``BatchEvent(batch=(2,), event=3)``. A value type of an assignment's own gets
+the same with ``fields_repr`` and ``_repr_pretty_ = pretty_as_repr``.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, NamedTuple, Sequence
 
 import torch
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from .compare import hanging
+
 FLOAT_DTYPES = (torch.float32, torch.float64)
+
+
+def fields_repr(type_name: str, **fields: Any) -> str:
+    """``Name(a=..., b=...)``: on one line when it is short, else one field per line,
+    aligned, with multi-line values (tensors) indented under their field."""
+    parts = [hanging(f"{name}=", repr(value)) for name, value in fields.items()]
+    one_line = f"{type_name}({', '.join(parts)})"
+    if "\n" not in one_line and len(one_line) <= 80:
+        return one_line
+    return hanging(f"{type_name}(", ",\n".join(parts)) + ")"
+
+
+def pretty_as_repr(self, printer, cycle: bool) -> None:
+    """Hypothesis' printer hook (``_repr_pretty_``): show the value as its ``repr`` says,
+    keeping its line breaks (hypothesis would otherwise print a dataclass field by field
+    and a tuple by position)."""
+    for i, line in enumerate(repr(self).splitlines()):
+        if i:
+            printer.break_()
+        printer.text(line)
 
 
 def _strategy(value):
@@ -54,7 +79,9 @@ class Gaussian:
         return self.mean.dtype
 
     def __repr__(self) -> str:
-        return f"Gaussian(mean={self.mean!r}, log_var={self.log_var!r})"
+        return fields_repr("Gaussian", mean=self.mean, log_var=self.log_var)
+
+    _repr_pretty_ = pretty_as_repr
 
 
 @st.composite
@@ -67,6 +94,22 @@ def gaussians(draw, shape=shapes(), dtype=dtypes(), *, mean_bound: float = 1e3,
     return Gaussian(mean, log_var)
 
 
-def batch_and_event(*, max_batch_dims: int = 2, max_side: int = 4, max_event: int = 6):
-    """(batch_shape, event_size) pairs: the leading dims and the summed-over last dim."""
-    return st.tuples(shapes(min_dims=0, max_dims=max_batch_dims, max_side=max_side), st.integers(1, max_event))
+class BatchEvent(NamedTuple):
+    """A batch shape and an event size: the leading dims and the summed-over last dim."""
+
+    batch: tuple[int, ...]
+    event: int
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The full shape, ``(*batch, event)``."""
+        return (*self.batch, self.event)
+
+    _repr_pretty_ = pretty_as_repr
+
+
+@st.composite
+def batch_and_event(draw, *, max_batch_dims: int = 2, max_side: int = 4, max_event: int = 6) -> BatchEvent:
+    """BatchEvent(batch, event) pairs; they unpack and index like ``(batch, event)`` tuples."""
+    batch = draw(shapes(min_dims=0, max_dims=max_batch_dims, max_side=max_side))
+    return BatchEvent(batch, draw(st.integers(1, max_event)))

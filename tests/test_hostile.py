@@ -79,7 +79,8 @@ def points(g: Grade, function: str) -> float:
 
 
 def outputs(g: Grade) -> str:
-    return "\n".join(r.output for r in g.results)
+    """Everything the feedback shows: the notes (what the module printed when imported) and each check's output."""
+    return "\n".join([*g.notes, *(r.output for r in g.results)])
 
 
 def marked_files(marker: str) -> list[str]:
@@ -182,6 +183,8 @@ def test_infinite_loop_in_a_function_costs_one_timeout(marker):
     assert "did not finish within 2.0 s" in ber[0].output and ber[0].elapsed >= 2, ber[0].elapsed
     for r in ber[1:]:  # not re-run: no second timeout
         assert r.output.startswith("skipped:") and r.elapsed < 0.5, (r.output, r.elapsed)
+    # the report shows them as one line
+    assert {r.brief for r in ber[1:]} == {"skipped: log_bernoulli_with_logits did not finish in time in an earlier check"}
 
 
 @jailed
