@@ -138,6 +138,7 @@ def grade(
             r = run_check(
                 c, client, seed=check_seed(seed, assignment.id, c.id), examples=c.examples or assignment.config.examples,
                 timeout=timeout or c.timeout or limits.timeout_s, shrink=shrink, module=submission.module,
+                explain=submission.explain,
             )
             result.results.append(r)
             if progress:
@@ -146,7 +147,9 @@ def grade(
                 break
         status = client.module()
         if not status.ok:
-            result.problem = f"{submission.module} could not be imported: {status.error}"
+            result.problem = submission.explain(f"{submission.module} could not be imported: {status.error}")
+        elif not any(f.split(".")[0] in status.names for f in assignment.config.functions):
+            result.problem = submission.defines_none(assignment.config.functions)
     finally:
         client.close()
     add_root_cause_hints(result.results, student_calls(submission.files.get(f"{submission.module}.py", b"")))
@@ -155,10 +158,11 @@ def grade(
 
 
 def run_check(check: Check, client: WorkerClient, *, seed: int, examples: int, timeout: float, shrink: bool,
-              module: str) -> CheckResult:
+              module: str, explain: Callable[[str], str] = str) -> CheckResult:
     start = time.monotonic()
 
     def failed(message: str) -> CheckResult:
+        message = explain(message)  # worker tracebacks in terms of the student's file (notebook cells)
         printed = client.take_output().strip()
         if printed:
             message += f"\n\nYour code printed:\n{printed[-1500:]}"

@@ -160,6 +160,7 @@ def test_infinite_loop_at_import_costs_one_import_timeout(marker):
     g = grade_text(attack("infinite_loop_at_import"), LME, import_timeout=10)
     elapsed = time.monotonic() - start
     assert g.score == 0 and "did not finish within 10 s" in g.problem
+    assert 'if __name__ == "__main__":' in g.problem  # how to fix it
     assert all(r.elapsed < 0.5 for r in g.results[1:]), [r.elapsed for r in g.results]
     assert elapsed < 15, elapsed  # one 10 s wait, not one per check
 
