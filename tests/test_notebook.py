@@ -178,6 +178,20 @@ def test_empty_and_corrupt_notebooks_name_the_students_file(tmp_path):
         load_submission(bad, "vae")
 
 
+def test_a_check_failing_on_a_dropped_binding_says_where_and_why(tmp_path, grade_with):
+    path = tmp_path / "vae.ipynb"
+    path.write_bytes(notebook(
+        "import torch\nimport math",
+        "CORES = !nproc\n\ndef log_mean_exp(x, dim):\n"
+        "    # is this stable?\n    return torch.logsumexp(x, dim=dim) - math.log(x.shape[dim]) + 0 * len(CORES)",
+    ))
+    g = grade_with("hw2_vae", path, functions=("log_mean_exp",), hidden=False, fast=True)
+    output = next(r.output for r in g.results if not r.passed)
+    assert 'File "vae.ipynb", code cell 2, line 5, in log_mean_exp' in output
+    assert "CORES: code cell 2, line 1 sets it with a shell command (`CORES = !nproc`)" in output
+    assert 'vae.py"' not in output
+
+
 # ------------------------------------------------------------------ end to end: hw2 as students write it
 
 VAE_NOTEBOOK = [

@@ -189,3 +189,11 @@ def test_grade_refuses_an_unusable_out_before_grading(tmp_path):
     assert result.returncode == 2, result.stdout + result.stderr
     assert "is a folder" in result.stderr and "Traceback" not in result.stderr
     assert "PASS" not in result.stdout  # refused before grading
+
+
+def test_the_assignment_is_found_from_a_gradescope_style_name(tmp_path):
+    from grader.api import find_assignment
+
+    path = tmp_path / "VAE_final (1).ipynb"
+    path.write_bytes(notebook("x = 1"))
+    assert find_assignment(path, None) == "hw2_vae"
