@@ -12,15 +12,18 @@
    with a note, as Jupyter would stop there.
 3. Cells keep document order (a top-to-bottom re-run). Of the top-level
    statements, those the graded functions reach run: start from the graded
-   names, keep every statement that binds a needed name (def, class,
-   assignment, import, a compound statement) or mutates one
-   (``CONFIG["beta"] = 2``, ``LAYERS.append(...)``), add the global names
-   those statements read (found with ``symtable``: decorators, defaults,
-   bases, function bodies, class bodies), repeat to a fixpoint. The rest
-   (training loops, plots, downloads) is dropped with one note per statement.
-   Imports nothing reaches run inside ``try`` (an image without the package
-   cannot break grading), or are dropped with a note when the package is not
-   installed here. Docstrings and ``from __future__`` imports are kept.
+   names; keep every statement that binds a needed name (def, class,
+   assignment, import, a compound statement), mutates one
+   (``CONFIG["beta"] = 2``, ``LAYERS.append(...)``) or calls a function that
+   sets one through ``global``; add the global names those statements read
+   (``symtable``: decorators, defaults, bases, function and class bodies);
+   repeat to a fixpoint. The rest (training loops, plots, downloads) is
+   dropped with one note per statement. Imports nothing reaches run inside
+   ``try`` (an image without the package cannot break grading), or are
+   dropped with a note when the package is not installed here. Docstrings
+   and ``from __future__`` imports are kept. Long cells are transformed one
+   logical line at a time (``_transform``), which gives IPython's text in
+   linear time.
 4. The result remembers where each generated line came from (code cell,
    line, the student's text) and why names it could not bind were dropped,
    so errors speak of the notebook, not of a generated file.
@@ -84,6 +87,7 @@ class _Statement:
     binds: set[str] = field(default_factory=set)
     loads: set[str] = field(default_factory=set)
     mutates: set[str] = field(default_factory=set)
+    sets_globals: set[str] = field(default_factory=set)  # a def's `global x; x = ...`: set when it is called
 
     @property
     def origin(self) -> Origin:
@@ -360,21 +364,23 @@ class _Converter:
     def finish(self, functions: Iterable[str] | None) -> Converted:
         for stmt in self.statements:
             try:
-                stmt.binds, stmt.loads = _scope_names(stmt.text)
+                stmt.binds, stmt.loads, stmt.sets_globals = _scope_names(stmt.text)
             except (SyntaxError, ValueError, RecursionError):  # compiled within its cell; not alone: bind nothing
-                stmt.binds, stmt.loads = set(), set()
+                pass
             stmt.mutates = _mutated_roots(stmt.node)
         imported = {n for s in self.statements if s.is_import for n in s.binds}
         if functions is None:
             needed = {n for s in self.statements if isinstance(s.node, _DEFS) for n in s.binds}
         else:
             needed = {f.split(".")[0] for f in functions}
+        setters = {n: s.sets_globals for s in self.statements if s.sets_globals for n in s.binds}
         keep = [s.is_docstring or s.is_future for s in self.statements]
         changed = True
-        while changed:  # fixpoint: keep what binds or mutates a needed name, then need what it reads
+        while changed:  # fixpoint: keep what binds, mutates or calls a setter of a needed name; need what it reads
             changed = False
             for i, s in enumerate(self.statements):
-                if not keep[i] and (s.binds & needed or s.mutates & (needed - imported)):
+                calls_setter = any(setters.get(n, set()) & needed for n in s.loads - s.binds)
+                if not keep[i] and (s.binds & needed or s.mutates & (needed - imported) or calls_setter):
                     keep[i] = changed = True
                     needed |= s.loads
         for i, s in enumerate(self.statements):  # imports nothing needs: run when they can, in a try
@@ -434,17 +440,20 @@ _SIMPLE = (ast.Expr, ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Import, ast.I
 _DEFS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 
 
-def _scope_names(text: str) -> tuple[set[str], set[str]]:
-    """(module names a statement binds, global names it or any function/class in it reads)."""
+def _scope_names(text: str) -> tuple[set[str], set[str], set[str]]:
+    """(module names a statement binds, global names it or any function/class in it reads,
+    module names its functions set through ``global``)."""
     table = symtable.symtable(text, "<cell>", "exec")
     binds = {s.get_name() for s in table.get_symbols() if s.is_assigned() or s.is_imported()}
     loads = {s.get_name() for s in table.get_symbols() if s.is_referenced()}
+    sets: set[str] = set()
     todo = list(table.get_children())
     while todo:
         child = todo.pop()
         loads |= {s.get_name() for s in child.get_symbols() if s.is_global() and s.is_referenced()}
+        sets |= {s.get_name() for s in child.get_symbols() if s.is_declared_global() and s.is_assigned()}
         todo += child.get_children()
-    return binds, loads
+    return binds, loads, sets
 
 
 def _mutated_roots(node: ast.stmt) -> set[str]:

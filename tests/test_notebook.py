@@ -87,6 +87,13 @@ def test_what_the_graded_functions_reach_runs_and_top_level_work_does_not():
     assert "class Encoder" not in notes and "LOG2PI" not in notes  # reached: nothing to say
 
 
+def test_a_call_that_sets_a_needed_global_runs():
+    ns, notes, _ = run("def setup():\n    global RATE\n    RATE = 0.5\nsetup()\ntrain = setup()",
+                       "def f(x):\n    return RATE * x")
+    assert ns["f"](4) == 2.0
+    assert "code cell 1, line 4" not in notes  # `setup()` ran
+
+
 def test_cells_run_in_document_order_and_a_name_used_before_its_cell_is_explained():
     ns, _, _ = run("def f(x):\n    return x * SCALE", "SCALE = 3")  # defined later, used only when called
     assert ns["f"](2) == 6
