@@ -63,9 +63,34 @@ def find_assignment(submission: Path, assignment_id: str | None) -> str:
         except (zipfile.BadZipFile, OSError):
             names = set()
     matches = sorted({by_module[n] for n in names if n in by_module})
+    if not matches:  # Gradescope-style names: "vae (2)", "my_vae", "VAE_final"
+        matches = sorted({i for m, i in by_module.items() for n in names if m in n.lower()})
     if len(matches) == 1:
         return matches[0]
     raise UsageError(f"cannot tell which assignment {submission.name} is for; pass --assignment (one of: {', '.join(ids)})")
+
+
+def check_out_path(out: Path) -> None:
+    """Refuse an ``--out`` that results.json cannot be written to, before grading (a UsageError, exit 2).
+
+    Creates the missing parent folders (writing would) and tries a file there.
+    """
+    import tempfile
+
+    out = Path(out)
+    if out.is_dir():
+        raise UsageError(f"--out {out} is a folder; give the file to write, e.g. {out / 'results.json'}")
+    for parent in out.parents:
+        if parent.exists() and not parent.is_dir():
+            raise UsageError(f"--out {out}: {parent} is a file, not a folder")
+        if parent.is_dir():
+            break
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out.parent, prefix=f".{out.name}.", suffix=".check"):
+            pass
+    except OSError as exc:
+        raise UsageError(f"--out {out}: cannot write there ({exc.strerror or exc})") from None
 
 
 def run_grading(
@@ -90,7 +115,7 @@ def run_grading(
         raise UsageError(str(exc)) from None
     box = make_sandbox(assignment, kind=sandbox, gpu=gpu)
     try:
-        sub = load_submission(Path(submission), assignment.config.module)
+        sub = load_submission(Path(submission), assignment.config.module, functions=assignment.config.functions)
     except SubmissionError as exc:
         sub = exc  # graded all the same: every check fails with the reason
     checks = assignment.checks if hidden else assignment.public_checks

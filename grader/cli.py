@@ -57,6 +57,7 @@ def grade_cmd(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="print only the score"),
 ) -> None:
     """Grade with all checks (public and hidden) and write results.json (Gradescope format)."""
+    api.check_out_path(out)
     progress = None if quiet else report.ProgressLines(console)
     grade = api.run_grading(submission=submission, assignment_id=assignment, hidden=True, sandbox=_sandbox(sandbox),
                             gpu=gpu, seed=seed, timeout=timeout, progress=progress)

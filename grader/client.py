@@ -126,7 +126,11 @@ class WorkerClient:
             reply, _ = self._exchange({"op": "load", "module": self.module_name}, {}, self.import_timeout)
         except WorkerTimeout:
             self._kill()
-            self.status = ModuleStatus(False, error=f"importing {self.module_name} did not finish within {self.import_timeout:.0f} s")
+            self.status = ModuleStatus(False, error=(
+                f"importing {self.module_name} did not finish within {self.import_timeout:.0f} s: the module "
+                "probably trains a model or loads data at top level. Put that code under "
+                "`if __name__ == \"__main__\":` (indented below it) so it runs when you run the file, "
+                "not when the grader imports it"))
             return
         except (WorkerGone, protocol.ProtocolError) as exc:
             self._kill()

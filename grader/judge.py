@@ -149,6 +149,7 @@ def grade(
             r = run_check(
                 c, client, seed=check_seed(seed, assignment.id, c.id), examples=c.examples or assignment.config.examples,
                 timeout=timeout or c.timeout or limits.timeout_s, shrink=shrink, module=submission.module, source=source,
+                explain=submission.explain,
             )
             result.results.append(r)
             pending = {x.id for x in checks[i + 1:]}
@@ -162,7 +163,9 @@ def grade(
             result.notes.append(f"{submission.module}.py printed when imported:\n{client.import_output.strip()[-1500:]}")
         status = client.module()
         if not status.ok:
-            result.problem = f"{submission.module} could not be imported: {status.error}"
+            result.problem = submission.explain(f"{submission.module} could not be imported: {status.error}")
+        elif not any(f.split(".")[0] in status.names for f in assignment.config.functions):
+            result.problem = submission.defines_none(assignment.config.functions)
     finally:
         client.close()
     apply_requirements(result.results, pins)
@@ -213,13 +216,18 @@ def apply_requirements(results: list[CheckResult], pins: dict[str, frozenset[str
 
 
 def run_check(check: Check, client: WorkerClient, *, seed: int, examples: int, timeout: float, shrink: bool,
-              module: str, source: StudentModule | None = None) -> CheckResult:
-    """Run one check; ``source``: the student's module as read by the judge (for where errors were raised)."""
+              module: str, source: StudentModule | None = None, explain: Callable[[str], str] = str) -> CheckResult:
+    """Run one check.
+
+    ``source``: the student's module as read by the judge (for where errors were raised);
+    ``explain``: rewrites worker tracebacks in terms of the student's file (notebook cells).
+    """
     start = time.monotonic()
     if source is None:
         source = StudentModule.parse(client.files.get(f"{module}.py", b""), f"{module}.py")
 
     def failed(message: str, *, brief: str = "", raised_in: Frame | None = None) -> CheckResult:
+        message = explain(message)
         printed = client.take_output().strip()
         if printed:
             message += f"\n\nYour code printed:\n{printed[-1500:]}"

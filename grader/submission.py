@@ -1,30 +1,42 @@
 """Load a submission (.py, .ipynb, folder or .zip) into the files a worker runs.
 
 The result is the student's module as ``<module>.py`` plus any helper files,
-and notes for the feedback (what was dropped from a notebook, say). A
-submission that cannot be used raises ``SubmissionError`` with one readable
-message; a notebook cell that does not parse is dropped with a note, so the
-rest still grades.
+the file that was graded, and notes for the feedback (which file was graded,
+what of a notebook did not run). A submission that cannot be used raises
+``SubmissionError`` with one readable message naming the student's file.
 
-Notebooks (nbformat): only code cells; IPython magics (``%``, ``%%``), shell
-lines (``!``) and help (``?``) are dropped; of the top-level statements only
-imports, function and class definitions and constant assignments are kept,
-so a notebook that trains or downloads data at top level still grades.
+Which file is graded (a note always says which, and lists the other candidates):
+
+1. a file named exactly ``<module>.py`` or ``<module>.ipynb``: the shallowest
+   one; at the same depth ``.py`` before ``.ipynb``; then alphabetical;
+2. else a file whose name contains the module name, any case
+   (``vae (2).ipynb``, ``my_vae.py``, ``VAE_final.py``), when there is one
+   (or one ``.py`` and its ``.ipynb``: the ``.py``);
+3. else the only ``.py`` or ``.ipynb`` file of the submission;
+4. else an error listing what was found.
+
+Files beside the graded one (and below it) travel with it as helpers.
+Notebooks are converted by grader/notebook.py: what Jupyter would run,
+less the top-level code the graded functions do not need.
 """
 from __future__ import annotations
 
 import ast
+import re
 import stat
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Iterable
 
-import nbformat
+from .notebook import Converted, NotebookError, Origin, convert_notebook
 
-MAX_FILE_BYTES = 5 << 20
-MAX_TOTAL_BYTES = 50 << 20
+MAX_FILE_BYTES = 5 << 20  # a .py, a helper file, the code extracted from a notebook
+MAX_NOTEBOOK_BYTES = 64 << 20  # a whole .ipynb: outputs (plots, images) included
+MAX_TOTAL_BYTES = 100 << 20
 MAX_FILES = 500
 SKIP_PARTS = {"__MACOSX", "__pycache__", ".git", ".ipynb_checkpoints"}
+CODE_SUFFIXES = (".py", ".ipynb")
 
 
 class SubmissionError(Exception):
@@ -37,10 +49,65 @@ class Submission:
     files: dict[str, bytes]  # relative path -> contents; always holds f"{module}.py"
     notes: list[str] = field(default_factory=list)
     source: str = ""  # what was given, for the report
+    graded_file: str = ""  # the file graded, as named in the submission (``vae (2).ipynb``, ``hw/vae.py``)
+    notebook: Converted | None = None  # set when the graded file is a notebook: where each line came from
+
+    def explain(self, text: str) -> str:
+        """A worker's message or traceback, told in terms of the file the student gave.
+
+        ``File "vae.py", line 40`` becomes ``File "vae.ipynb", code cell 3, line 2``;
+        other mentions of ``vae.py`` name the graded file; a NameError (or a
+        missing function) whose binding was dropped from a notebook says where
+        and why.
+        """
+        shown = self.graded_file or f"{self.module}.py"
+        generated = re.escape(f"{self.module}.py")
+        if self.notebook is not None:
+            line_map = self.notebook.line_map
+
+            def frame(m: re.Match) -> str:
+                origin = line_map.get(int(m.group(1)))
+                where = origin.where() if origin else f"line {m.group(1)} of the converted notebook"
+                return f'File "{shown}", {where}'
+
+            text = re.sub(rf'File "(?:[^"\n]*/)?{generated}", line (\d+)', frame, text)
+        if shown != f"{self.module}.py":
+            text = re.sub(rf'(?<![\w./-]){generated}\b', lambda _: shown, text)
+        return text + self._why_unbound(text)
+
+    def _why_unbound(self, text: str) -> str:
+        if self.notebook is None:
+            return ""
+        names = re.findall(r"name '(\w+)' is not defined", text)
+        names += [n for group in re.findall(r"^([\w., ]+) is not defined in ", text, re.M) for n in group.split(", ")]
+        why: list[str] = []
+        for name in dict.fromkeys(names):
+            if name in self.notebook.unbound:
+                why.append(f"{name}: {self.notebook.unbound[name]}.")
+            elif name in self.notebook.bound_at and "<module>" in text:
+                at = self.notebook.bound_at[name]
+                why.append(f"{name} is set in {at.where()}, below the code that uses it: when grading, the cells "
+                           "run once, top to bottom (restart the kernel and run all to see the same).")
+        return "\n\n" + "\n".join(why) if why else ""
+
+    def defines_none(self, functions: Iterable[str]) -> str:
+        """The problem when the module defines none of the assignment's functions."""
+        try:
+            tree = ast.parse(self.files.get(f"{self.module}.py", b""))
+            defined = [n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
+        except (SyntaxError, ValueError):
+            defined = []
+        what = ", ".join(defined[:15]) + (", ..." if len(defined) > 15 else "") if defined else "no function or class"
+        return (f"{self.graded_file or self.module + '.py'} defines none of the functions this assignment grades "
+                f"({', '.join(functions)}); it defines: {what}. Is it the file for this assignment?")
 
 
-def load_submission(path: Path, module: str) -> Submission:
-    """Any supported submission -> Submission holding ``<module>.py``."""
+def load_submission(path: Path, module: str, *, functions: Iterable[str] | None = None) -> Submission:
+    """Any supported submission -> Submission holding ``<module>.py``.
+
+    functions: the graded names (config ``functions``), which decide what of a
+    notebook's top-level code runs.
+    """
     path = Path(path)
     if not path.exists():
         raise SubmissionError(f"{path}: no such file or folder")
@@ -48,120 +115,101 @@ def load_submission(path: Path, module: str) -> Submission:
         files = _read_folder(path)
     elif path.suffix == ".zip":
         files = _read_zip(path)
-    elif path.suffix in (".py", ".ipynb"):
-        if path.stat().st_size > MAX_FILE_BYTES:
-            raise SubmissionError(f"{path.name} is larger than {MAX_FILE_BYTES >> 20} MB")
-        files = {f"{module}{path.suffix}": path.read_bytes()}
+    elif path.suffix in CODE_SUFFIXES:
+        _check_file_size(path.name, path.stat().st_size)
+        files = {path.name: path.read_bytes()}
     else:
         raise SubmissionError(f"{path.name}: expected {module}.py, {module}.ipynb, a folder or a .zip")
-    sub = _from_files(files, module)
+    sub = _from_files(files, module, functions)
     sub.source = str(path)
     return sub
 
 
-def _from_files(files: dict[str, bytes], module: str) -> Submission:
-    """Pick the module (a .py wins over a .ipynb; shallowest first) and convert notebooks."""
-    candidates = sorted(
-        (p for p in files if PurePosixPath(p).name in (f"{module}.py", f"{module}.ipynb")),
-        key=lambda p: (len(PurePosixPath(p).parts), p.endswith(".ipynb")),
-    )
-    if not candidates:
-        names = ", ".join(sorted(files)[:10]) or "nothing"
-        raise SubmissionError(f"no {module}.py or {module}.ipynb in the submission (found: {names})")
-    chosen = PurePosixPath(candidates[0])
-    root = chosen.parent
+def submission_from_bytes(data: bytes, module: str, *, functions: Iterable[str] | None = None,
+                          name: str | None = None) -> Submission:
+    """A single module file given as bytes (tests, batch tools); ``name`` ending in .ipynb: a notebook."""
+    return _from_files({name or f"{module}.py": data}, module, functions)
+
+
+# ------------------------------------------------------------------ which file
+
+
+def choose_file(paths: Iterable[str], module: str) -> tuple[str, list[str]]:
+    """(the file to grade, the other candidates): the rule in the module docstring."""
+    code = sorted(p for p in paths if PurePosixPath(p).suffix in CODE_SUFFIXES)
+    exact = [p for p in code if PurePosixPath(p).name in (f"{module}.py", f"{module}.ipynb")]
+    similar = [p for p in code if module in PurePosixPath(p).stem.lower() and p not in exact]
+    if exact:
+        exact.sort(key=lambda p: (len(PurePosixPath(p).parts), p.endswith(".ipynb"), p))
+        chosen = exact[0]
+    elif len({PurePosixPath(p).with_suffix("") for p in similar}) == 1:
+        chosen = min(similar, key=lambda p: p.endswith(".ipynb"))
+    elif similar:
+        raise SubmissionError(f"no file is named {module}.py or {module}.ipynb, and several could be it: "
+                              f"{', '.join(similar[:10])}; rename the one to grade to {module}.py or {module}.ipynb")
+    elif len(code) == 1:
+        chosen = code[0]
+    else:
+        found = ", ".join(sorted(paths)[:10]) or "nothing"
+        raise SubmissionError(f"no {module}.py or {module}.ipynb in the submission (found: {found})")
+    return chosen, [p for p in exact + similar if p != chosen]
+
+
+def _from_files(files: dict[str, bytes], module: str, functions: Iterable[str] | None) -> Submission:
+    chosen, others = choose_file(files, module)
+    path = PurePosixPath(chosen)
+    note = f"graded {chosen}"
+    if path.stem != module:
+        note += f" as {module}{path.suffix} (no file is named {module}.py or {module}.ipynb)"
+    if others:
+        rule = (f"the rule: {module}.py before {module}.ipynb, the shallowest first, then alphabetical"
+                if path.stem == module else "")
+        note += f"; not graded: {', '.join(others[:10])}" + (f" ({rule})" if rule else "")
+    root = path.parent
     out: dict[str, bytes] = {}
-    notes: list[str] = []
     for rel, data in files.items():  # keep helper files next to the module, re-rooted
         p = PurePosixPath(rel)
-        if root != PurePosixPath(".") and root not in p.parents:
+        if p == path or p.suffix == ".ipynb" or (root != PurePosixPath(".") and root not in p.parents):
             continue
-        new = p.relative_to(root) if root != PurePosixPath(".") else p
-        if new.suffix == ".ipynb":
-            continue
-        out[str(new)] = data
-    if chosen.suffix == ".ipynb":
-        source, notes = notebook_to_module(files[str(chosen)], chosen.name)
-        out[f"{module}.py"] = source.encode()
-    return Submission(module=module, files=out, notes=notes)
-
-
-# ------------------------------------------------------------------ notebooks
-
-
-def notebook_to_module(data: bytes, name: str) -> tuple[str, list[str]]:
-    """Notebook bytes -> (module source, notes on what was dropped)."""
-    try:
-        nb = nbformat.reads(data.decode("utf-8"), as_version=4)
-    except UnicodeDecodeError:
-        raise SubmissionError(f"{name} is not a UTF-8 text file, so not a notebook") from None
-    except Exception as exc:  # nbformat raises several types for broken JSON / schema
-        raise SubmissionError(f"{name} is not a readable notebook: {str(exc).splitlines()[0][:200]}") from None
-    kept: list[str] = []
-    notes: list[str] = []
-    code_cells = [c for c in nb.cells if c.get("cell_type") == "code"]
-    for number, cell in enumerate(code_cells, start=1):
-        text, dropped_lines = _strip_ipython(cell.source)
-        if dropped_lines:
-            notes.append(f"code cell {number}: dropped {dropped_lines} IPython magic/shell line(s)")
+        out[str(p.relative_to(root)) if root != PurePosixPath(".") else rel] = data
+    sub = Submission(module=module, files=out, notes=[note], graded_file=chosen)
+    data = files[chosen]
+    if path.suffix == ".ipynb":
+        _check_size(chosen, len(data), MAX_NOTEBOOK_BYTES)
         try:
-            tree = ast.parse(text)
-        except SyntaxError as exc:
-            notes.append(f"code cell {number}: syntax error on line {exc.lineno} ({exc.msg}); the whole cell was skipped")
-            continue
-        body, dropped = [], []
-        for stmt in tree.body:
-            (body if _keep(stmt) else dropped).append(stmt)
-        for stmt in dropped:
-            notes.append(f"code cell {number}: dropped top-level `{_first_line(text, stmt)}` (only imports, definitions "
-                         "and constant assignments run when grading)")
-        if body:
-            kept.append(f"# --- cell {number}\n" + "\n".join(_segment(text, s) for s in body))
-    return "\n\n".join(kept) + "\n", notes
+            converted = convert_notebook(data, chosen, functions, max_code_bytes=MAX_FILE_BYTES)
+        except NotebookError as exc:
+            raise SubmissionError(str(exc)) from None
+        if not converted.has_code:
+            raise SubmissionError(f"{chosen} is an empty notebook: its code cells hold no code")
+        code = converted.source.encode()
+        if len(code) > MAX_FILE_BYTES:
+            raise SubmissionError(f"the code of {chosen} is larger than {MAX_FILE_BYTES >> 20} MB")
+        sub.notebook = converted
+        sub.notes += converted.notes
+        out[f"{module}.py"] = code
+    else:
+        _check_size(chosen, len(data), MAX_FILE_BYTES)
+        if _is_empty(data):
+            raise SubmissionError(f"{chosen} is an empty file" + (" (only comments)" if data.strip() else ""))
+        out[f"{module}.py"] = data
+    return sub
 
 
-def _strip_ipython(source: str) -> tuple[str, int]:
-    """Drop magics, shell escapes and help lines; a %% cell magic drops the whole cell."""
-    lines = source.splitlines()
-    if lines and lines[0].lstrip().startswith("%%"):
-        return "", len(lines)
-    out, dropped = [], 0
-    for line in lines:
-        s = line.lstrip()
-        if s.startswith(("%", "!")) or (s.endswith("?") and not s.startswith("#")):
-            dropped += 1
-            out.append("")  # keep line numbers
-        else:
-            out.append(line)
-    return "\n".join(out), dropped
+def _is_empty(data: bytes) -> bool:
+    try:
+        return not ast.parse(data).body
+    except (SyntaxError, ValueError):
+        return False  # not Python: the import says why
 
 
-def _keep(stmt: ast.stmt) -> bool:
-    if isinstance(stmt, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-        return True
-    if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant):
-        return True  # a docstring
-    if isinstance(stmt, (ast.Assign, ast.AnnAssign)) and stmt.value is not None:
-        return _is_constant(stmt.value)
-    return False
+def _check_file_size(name: str, size: int) -> None:
+    _check_size(name, size, MAX_NOTEBOOK_BYTES if name.endswith(".ipynb") else MAX_FILE_BYTES)
 
 
-def _is_constant(node: ast.expr) -> bool:
-    """Literals and arithmetic on literals and names (``2 * math.pi``), no calls."""
-    return not any(isinstance(n, (ast.Call, ast.Await, ast.Yield, ast.YieldFrom, ast.NamedExpr, ast.Lambda,
-                                  ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp, ast.Subscript))
-                   for n in ast.walk(node))
-
-
-def _segment(text: str, stmt: ast.stmt) -> str:
-    """The statement's source lines, decorators included."""
-    first = min([stmt.lineno] + [d.lineno for d in getattr(stmt, "decorator_list", [])])
-    return "\n".join(text.splitlines()[first - 1 : stmt.end_lineno])
-
-
-def _first_line(text: str, stmt: ast.stmt) -> str:
-    line = _segment(text, stmt).strip().splitlines()[0]
-    return line if len(line) <= 60 else line[:57] + "..."
+def _check_size(name: str, size: int, limit: int) -> None:
+    if size > limit:
+        raise SubmissionError(f"{name} is larger than {limit >> 20} MB")
 
 
 # ------------------------------------------------------------------ folders and zips
@@ -180,6 +228,8 @@ def _read_folder(folder: Path) -> dict[str, bytes]:
             continue
         total += p.stat().st_size
         _check_sizes(len(files) + 1, total, str(rel))
+        if p.suffix in CODE_SUFFIXES:
+            _check_file_size(rel.as_posix(), p.stat().st_size)
         files[rel.as_posix()] = p.read_bytes()
     return files
 
@@ -205,10 +255,11 @@ def _read_zip(path: Path) -> dict[str, bytes]:
                 continue
             total += info.file_size
             _check_sizes(len(files) + 1, total, name)
+            limit = MAX_NOTEBOOK_BYTES if p.suffix == ".ipynb" else MAX_FILE_BYTES
             with archive.open(info) as f:  # read capped: the header's size may lie
-                data = f.read(MAX_FILE_BYTES + 1)
-            if len(data) > MAX_FILE_BYTES:
-                raise SubmissionError(f"{path.name}: entry '{name}' is larger than {MAX_FILE_BYTES >> 20} MB")
+                data = f.read(limit + 1)
+            if len(data) > limit:
+                raise SubmissionError(f"{path.name}: entry '{name}' is larger than {limit >> 20} MB")
             files[p.as_posix()] = data
     return files
 
@@ -220,8 +271,4 @@ def _check_sizes(count: int, total: int, name: str) -> None:
         raise SubmissionError(f"the submission is larger than {MAX_TOTAL_BYTES >> 20} MB (at '{name}')")
 
 
-def submission_from_bytes(data: bytes, module: str) -> Submission:
-    """A single module file given as bytes (tests, batch tools)."""
-    return _from_files({f"{module}.py": data}, module)
-
-
+__all__ = ["Origin", "Submission", "SubmissionError", "choose_file", "load_submission", "submission_from_bytes"]

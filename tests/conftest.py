@@ -25,7 +25,7 @@ def grade_source(assignment_id: str, source: str | bytes | Path, *, functions: t
     """
     assignment = load_assignment(assignment_id, hidden=hidden)
     if isinstance(source, Path):
-        sub: Submission = load_submission(source, assignment.config.module)
+        sub: Submission = load_submission(source, assignment.config.module, functions=assignment.config.functions)
     else:
         data = source.encode() if isinstance(source, str) else source
         sub = submission_from_bytes(data, assignment.config.module)

@@ -159,6 +159,7 @@ def test_exit_at_import_fails_every_check(name, marker):
 def test_infinite_loop_at_import_costs_one_import_timeout(marker):
     g = grade_text(attack("infinite_loop_at_import"), LME, import_timeout=10)
     assert g.score == 0 and "did not finish within 10 s" in g.problem
+    assert 'if __name__ == "__main__":' in g.problem  # how to fix it
     # one 10 s wait, not one per check: the later checks fail at once (a count, not a wall-clock
     # bound on the whole grade, which a loaded machine's worker start-up would break)
     assert all(r.elapsed < 0.5 for r in g.results[1:]), [r.elapsed for r in g.results]
