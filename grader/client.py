@@ -33,6 +33,7 @@ class StudentError(Exception):
     def __init__(self, function: str, message: str, traceback: str = "") -> None:
         super().__init__(message)
         self.function, self.message, self.traceback = function, message, traceback
+        self.handout = ""  # what the handout says about the property being checked (set by a check)
 
 
 class WorkerFault(BaseException):

@@ -268,7 +268,7 @@ def run_check(check: Check, client: WorkerClient, *, seed: int, examples: int, t
             message, brief = not_implemented(check.function, frame, exc.function)
             return failed(message, brief=brief, raised_in=frame)
         tb = f"\n{exc.traceback.rstrip()}" if exc.traceback.strip() else ""
-        return failed(f"{exc.function} raised {exc.message}{tb}{counterexample(exc)}", raised_in=frame)
+        return failed(f"{exc.function} raised {exc.message}{tb}{exc.handout}{counterexample(exc)}", raised_in=frame)
     except CheckFailed as exc:
         return failed(f"{exc}{counterexample(exc)}")
     except Flaky as flaky:  # a failure that did not reproduce when hypothesis replayed it

@@ -33,8 +33,7 @@ def handout(*sentences: str) -> Iterator[None]:
         failure.__notes__ = list(getattr(exc, "__notes__", []))
         raise failure from None
     except StudentError as exc:
-        if quoted not in exc.message:
-            exc.message += quoted
+        exc.handout = exc.handout or quoted  # the innermost block's sentences
         raise
 
 
