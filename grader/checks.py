@@ -166,23 +166,45 @@ class Student:
             fn, args, kwargs, wrt=wrt, output=output, cotangent=cotangent, return_inputs=return_inputs,
             seed=(self._seed + seed_offset) % 2**32, default_dtype=default_dtype, timeout=self._timeout,
         )
-        result.value = self._to_cpu(result.value, f"{fn}'s output")
-        result.grads = {k: self._to_cpu(v, f"gradient from {fn}") for k, v in result.grads.items()}
+        # on a GPU the judge still compares on the CPU; outputs must be on the inputs' device, while a
+        # function with no floating-point tensor inputs (a schedule from T, masks from sizes and an
+        # index order) may use either
+        on_device = self.device != "cpu" and _holds_values((args, kwargs))
+        result.value = self._to_cpu(result.value, f"{fn}'s output", on_device)
+        result.grads = {k: self._to_cpu(v, f"gradient from {fn}", on_device) for k, v in result.grads.items()}
+        if result.inputs_after:
+            result.inputs_after = {k: v.cpu() if isinstance(v, torch.Tensor) else v
+                                   for k, v in result.inputs_after.items()}
         self.last_call = Call(fn, result.value)
         return result
 
-    def _to_cpu(self, value: Any, what: str) -> Any:
+    def _to_cpu(self, value: Any, what: str, on_device: bool = False) -> Any:
+        """``value`` with its tensors on the CPU; ``on_device``: they must come back on ``self.device``."""
         if isinstance(value, torch.Tensor):
-            expected = torch.device(self.device).type
+            expected = torch.device(self.device).type if on_device else value.device.type
             if value.device.type != expected:
                 raise CheckFailed(f"{what}: got a tensor on {value.device}, expected it on {expected} like the inputs")
             return value.cpu()
         if isinstance(value, tuple):
-            return tuple(self._to_cpu(v, what) for v in value)
+            return tuple(self._to_cpu(v, what, on_device) for v in value)
         if isinstance(value, list):
-            return [self._to_cpu(v, what) for v in value]
+            return [self._to_cpu(v, what, on_device) for v in value]
         if isinstance(value, dict):
-            return {k: self._to_cpu(v, what) for k, v in value.items()}
+            return {k: self._to_cpu(v, what, on_device) for k, v in value.items()}
         if isinstance(value, Unsupported) and value.type_name.startswith("torch.Tensor on device"):
             raise CheckFailed(f"{what}: got a {describe(value)}, expected a tensor on {self.device}")
         return value
+
+
+def _holds_values(value: Any) -> bool:
+    """Whether a call's arguments hold a floating-point tensor or a fixture (a model the worker
+    moves to the device); integer tensors (indices, orders, timesteps) alone do not count."""
+    if isinstance(value, torch.Tensor):
+        return value.is_floating_point()
+    if isinstance(value, Fixture):
+        return True
+    if isinstance(value, (tuple, list)):
+        return any(_holds_values(v) for v in value)
+    if isinstance(value, dict):
+        return any(_holds_values(v) for v in value.values())
+    return False

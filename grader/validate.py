@@ -65,6 +65,7 @@ from . import degenerate
 from .assignment import Assignment, load_assignment
 from .checks import Check
 from .handout import template_source
+from .judge import required_checks
 from .mutate import Mutant, mutants
 
 KILL_TARGET = 0.95  # share of non-equivalent mutants the checks must kill
@@ -258,8 +259,8 @@ def validate(
                     assignment.config.seed))
     jobs += [Job(assignment_id, f"alternative {name} seed {s}", source, tuple(all_checks), s)
              for name, source in alternatives.items() for s in alternative_seeds]
-    jobs += [Job(assignment_id, f"degenerate {label}", source, tuple(all_checks), assignment.config.seed, shrink=False)
-             for label, (_, source) in degenerates.items()]
+    jobs += [Job(assignment_id, f"degenerate {label}", source, degenerate_checks(assignment, functions),
+                 assignment.config.seed, shrink=False) for label, (functions, source) in degenerates.items()]
     jobs += [Job(assignment_id, f"mutant {m.id}", m.source, tuple(c.id for c in checks_for(assignment, m.function)),
                  assignment.config.seed, shrink=False, stop_at_first_failure=True) for m in graded]
     results = dict(zip((j.label for j in jobs), _run_all(jobs, workers, progress)))
@@ -331,6 +332,17 @@ def degenerate_sources(assignment: Assignment, reference: str) -> dict[str, tupl
         out[f"{degenerate.FOLDER}/{name}"] = (tuple(degenerate.defined_names(fragment)),
                                               degenerate.with_fragment(reference, fragment))
     return out
+
+
+def degenerate_checks(assignment: Assignment, functions: tuple[str, ...]) -> tuple[str, ...]:
+    """Ids of the checks a degenerate answer is graded with: every check for a generated one
+    (``functions`` empty), else those of the functions it replaces and the pins they require
+    (the other functions are the reference's and earn their points anyway)."""
+    owners = {f.split(".")[0] for f in functions}
+    ids = {c.id for c in assignment.checks if not owners or c.function.split(".")[0] in owners}
+    for pins in [required_checks(assignment.checks)[i] for i in list(ids)]:
+        ids |= pins
+    return tuple(c.id for c in assignment.checks if c.id in ids)
 
 
 def checks_for(assignment: Assignment, function: str) -> list[Check]:

@@ -141,7 +141,7 @@ def test_call_returns_values(client):
     a, b = torch.randn(4, 3, dtype=torch.float64), torch.randn(4, 3, dtype=torch.float64)
     r = client.call("add", (a, b))
     assert torch.equal(r.value, a + b)
-    assert "imported" in client.take_output()
+    assert "imported" in client.import_output
 
 
 def test_gradients(client):

@@ -120,7 +120,7 @@ def test_a_real_failing_check_shows_named_fields():
     shown = output.split("\n\nCounterexample (smallest found):\n", 1)[1].split("\n\n")[0].splitlines()
     named = [line for line in shown if re.match(r"  [a-z_0-9 ]+ = \S", line)]
     assert named and all(line in named or line.startswith(" " * 5) for line in shown), shown  # continuations indented
-    assert any(re.match(r"  \w+ = BatchEvent\(batch=\(\), event=1\)", line) for line in named), shown
+    assert "  batch = ()" in named and "  d = 1" in named, shown
     assert any("= Gaussian(mean=tensor(" in line for line in named), shown
     assert "Draw 1" not in output and "student" not in output and "((), 1)" not in output
 
@@ -201,7 +201,7 @@ def test_an_exception_names_the_student_function_it_was_raised_in():
     source = mutate(source, "log_px_given_z = log_bernoulli_with_logits(x, logits)", "log_px_given_z = bce(x, logits)")
     source = mutate(source, "std = torch.exp(0.5 * log_var)", "std = torch.exp(log_var)")
     line = source.splitlines().index("    return -F.binary_cross_entropy_with_logits(logits, x, reduction='none').sum(-1)")
-    checks = [public_check("sample_given_eps"),
+    checks = [public_check("sample_given_eps_distribution"),
               public_check("iwae_exact_for_trivial_model")]
     sample, iwae = grade_checks(source, checks).results
     assert not sample.passed and not iwae.passed
@@ -349,5 +349,5 @@ def test_a_check_error_that_does_not_reproduce_is_still_not_the_students():
 def test_what_the_module_prints_when_imported_is_a_note_not_a_checks_output():
     source = VAE + "\nprint('loading my VAE')\n"
     g = grade_checks(source, [Check("log_mean_exp", "fails from ten", 1, _fails_from_ten)])
-    assert g.notes == ["vae.py printed when imported:\nloading my VAE"]
+    assert "vae.py printed when imported:\nloading my VAE" in g.notes
     assert "loading my VAE" not in g.results[0].output

@@ -79,7 +79,7 @@ def test_failure_feedback_names_function_property_counterexample_and_values():
     bad = next(r for r in grade.results if not r.passed)
     assert bad.check.name.startswith("g_loss_lsgan: ")
     assert "got" in bad.output and "expected" in bad.output and "Counterexample" in bad.output
-    assert "(fake_out)" in bad.output  # the counterexample names what each draw is
+    assert "\n  fake_out = tensor(" in bad.output  # the counterexample names what each draw is
     assert '"0.5 E (D(G(z)) - 1)^2"' in bad.output  # and the message quotes the handout's definition
 
 
