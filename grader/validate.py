@@ -229,10 +229,14 @@ def validate(
     workers: int = 1,
     progress: Progress | None = None,
     sample: int = QUICK_MUTANTS,
+    alternatives: bool = True,
+    hand_written: bool = True,
 ) -> ValidationReport:
     """Grade the reference (``seeds`` seeds), the blank template and the mutants of one assignment.
 
     quick: grade a fixed sample of ``sample`` mutants (default seeds: 2, else 50);
+    alternatives, hand_written: also grade ``alternatives/*.py`` and the hand-written
+        special-case answers of ``degenerate/`` (off only for a cheaper smoke run);
     workers: grades run at once (each in its own worker subprocess);
     progress: called after every grade with (done, total, what finished).
     """
@@ -249,9 +253,9 @@ def validate(
     seed_list = [assignment.config.seed + i for i in range(n_seeds)]
     all_checks = [c.id for c in assignment.checks]
 
-    alternatives = alternative_sources(assignment)
     alternative_seeds = seed_list[:ALTERNATIVE_SEEDS]
-    degenerates = degenerate_sources(assignment, reference)
+    degenerates = degenerate_sources(assignment, reference, hand_written=hand_written)
+    alternatives = alternative_sources(assignment) if alternatives else {}
 
     jobs: list[Job] = [Job(assignment_id, f"reference seed {s}", reference, tuple(all_checks), s)
                        for s in seed_list]
@@ -323,12 +327,13 @@ def alternative_sources(assignment: Assignment) -> dict[str, str]:
     return {p.stem: p.read_text() for p in sorted(folder.glob("*.py"))} if folder.is_dir() else {}
 
 
-def degenerate_sources(assignment: Assignment, reference: str) -> dict[str, tuple[tuple[str, ...], str]]:
+def degenerate_sources(assignment: Assignment, reference: str, *,
+                       hand_written: bool = True) -> dict[str, tuple[tuple[str, ...], str]]:
     """label -> (the functions it replaces, () for all of them; module source), generated and hand-written."""
     out: dict[str, tuple[tuple[str, ...], str]] = {
         kind: ((), degenerate.generated(reference, list(assignment.config.functions), kind))
         for kind in degenerate.KINDS}
-    for name, fragment in degenerate.hand_written(assignment.path).items():
+    for name, fragment in degenerate.hand_written(assignment.path).items() if hand_written else ():
         out[f"{degenerate.FOLDER}/{name}"] = (tuple(degenerate.defined_names(fragment)),
                                               degenerate.with_fragment(reference, fragment))
     return out

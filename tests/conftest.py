@@ -52,3 +52,9 @@ def mutate(source: str, old: str, new: str) -> str:
 @pytest.fixture
 def grade_with():
     return grade_source
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--validate-all", action="store_true", default=False,
+                     help="tests/test_mutate.py: `dgm-grade validate ID --quick` in full for every assignment "
+                          "(alternatives, hand-written special cases, 2 seeds, 12 mutants: about 40 min on 2 cores)")
