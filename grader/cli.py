@@ -142,14 +142,14 @@ app.add_typer(image_app, name="image")
 @image_app.command("build")
 def image_build(
     base: Optional[str] = typer.Option(None, help="base image (default: a CUDA PyTorch runtime; with --offline "
-                                                  "the CPU base made by docker/build-offline-base.sh)"),
+                                                  "the CPU base made by grader/deploy/docker/build-offline-base.sh)"),
     tag: str = typer.Option("dgm-grade:latest", help="tag of the grading image"),
     offline: bool = typer.Option(False, "--offline", help="build without an image registry (debootstrap base)"),
 ) -> None:
     """Build the grading image: torch and the worker package, nothing else of the grader."""
     from docker.errors import DockerException
 
-    from .image import build_image
+    from .deploy.image import build_image
 
     try:
         built = build_image(base=base, tag=tag, offline=offline)
