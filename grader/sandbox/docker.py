@@ -281,6 +281,7 @@ class DockerSandbox(Sandbox):
             mem_limit=f"{lim.memory_mb}m",
             memswap_limit=f"{lim.memory_mb}m",
             pids_limit=lim.processes,
+            oom_score_adj=1000,  # on a host short of memory the kernel kills a worker, not the grader
             nano_cpus=1_000_000_000,
             cap_drop=["ALL"],
             security_opt=["no-new-privileges"],
