@@ -198,7 +198,7 @@ def run_autograder(image: str, upload: Path, metadata: dict | None = None) -> di
         meta = upload.parent / f"{upload.name}-metadata.json"
         meta.write_text(json.dumps(metadata))
         mounts += ["-v", f"{meta}:/upload-metadata.json:ro"]
-    run = _docker("run", "--rm", *LIMITS, *SCRATCH, "--tmpfs", f"/autograder:size={AUTOGRADER_MB}m,mode=755",
+    run = _docker("run", "--rm", *LIMITS, *SCRATCH, "--tmpfs", f"/autograder:size={AUTOGRADER_MB}m,mode=755,exec",
                   *mounts, image, "bash", "-c", RUN, check=False)
     out = run.stdout
     assert "RESULTS_BEGIN" in out, out[-3000:] + run.stderr[-3000:]

@@ -609,7 +609,7 @@ def nelbo_encoder_gradients(student):
 # ---------------------------------------------------------------------- negative_iwae_bound
 
 
-IWAE_CALL_SAMPLES = 1_000_000  # k * copies per call: a plain [k, B, D] float64 implementation needs ~32 MB a tensor
+IWAE_CALL_SAMPLES = 250_000  # k * copies per call: a plain [k, B, D] float64 implementation needs ~8 MB a tensor
 
 
 def _iwae_on_copies(student, k: int, n: int, seed_offset: int = 0) -> float:
