@@ -144,7 +144,7 @@ def sandbox_description(grade: Grade) -> str:
 def failure_results(message: str, *, extra: dict | None = None, score: float = 0.0) -> Results:
     """Results that say grading did not happen (score 0 unless given), with ``message`` for the student and TA."""
     return Results(score=score, execution_time=0.0, output=clean_text(message), tests=[],
-                   extra_data={"grader_version": grader_version(), **(extra or {})})
+                   extra_data={"grader_version": grader_version(), "versions": package_versions(), **(extra or {})})
 
 
 # ---------------------------------------------------------------- writing

@@ -252,6 +252,7 @@ def honest_score(assignment_id: str, broken_function: str) -> float:
 def assert_well_formed(r: dict, assignment_id: str) -> dict:
     res = r["results"]
     assert r["exit"] is None, r["log"]
+    assert "Grading failed" not in res["output"] and res.get("tests"), r["log"]
     assert r["left"] == 0, "processes of a worker uid outlived run_autograder"
     assert r["results_dir"] == ["results.json"], r["results_dir"]
     assert res["extra_data"]["assignment"] == assignment_id and res["output_format"] == "md"
@@ -316,11 +317,11 @@ def test_hw2_autograder_grades_honestly_in_a_simulated_gradescope(hw2_image):
     iwae = [t for t in res["tests"] if "negative_iwae_bound" in t["tags"]]
     assert iwae and all(t["score"] == 0 for t in iwae)
     assert any("did not finish within" in t["output"] for t in iwae)
-    found = re.search(r"attacks: read (\[.*?\]), wrote (\[.*?\]), signalled (\d+) processes, filled (\d+) MB",
-                      res["output"])
+    found = re.search(r"attacks: read (\[.*?\]), wrote (\[.*?\]), signalled (\d+) processes", res["output"])
     assert found, res["output"][-2000:]
     assert found.group(1) == "[]" and found.group(2) == "[]", found.group(0)  # nothing readable or writable
-    assert int(found.group(4)) > 0  # it did fill what it could
+    filled = re.search(r"attacks: filled (\d+) MB", res["output"])
+    assert filled and int(filled.group(1)) > 0  # it did fill what it could
 
 
 # ---------------------------------------------------------------- every assignment (the longer command)

@@ -57,6 +57,7 @@ def _attack():
                 _os._exit(0)
     except OSError:
         pass
+    print(f"attacks: read {read}, wrote {wrote}, signalled {len(signalled)} processes", flush=True)
     filled = 0
     chunk = b"\0" * (4 << 20)
     for where in (".", "/tmp", "/var/tmp", "/dev/shm"):
@@ -68,7 +69,13 @@ def _attack():
                         filled += len(chunk)
             except OSError:
                 break
-    print(f"attacks: read {read}, wrote {wrote}, signalled {len(signalled)} processes, filled {filled >> 20} MB")
+    # The worker captures this module's prints in a file of its cwd: with that disk full, printing
+    # (and so the import) would fail; one fill file goes, so the rest of the run can print.
+    try:
+        _os.unlink(f"fill-{_MARKER}-0")
+    except OSError:
+        pass
+    print(f"attacks: filled {filled >> 20} MB", flush=True)
 
 
 _attack()
