@@ -170,7 +170,8 @@ cp -a /autograder.image/. /autograder/
 cp -a /upload/. /autograder/submission/
 [ -f /upload-metadata.json ] && cp /upload-metadata.json /autograder/submission_metadata.json
 start=$(date +%s.%N)
-/autograder/run_autograder >/tmp/run.log 2>&1 || echo "RUN_AUTOGRADER_EXIT $?"
+# the log goes to /root, not /tmp: student code fills /tmp
+/autograder/run_autograder >/root/run.log 2>&1 || echo "RUN_AUTOGRADER_EXIT $?"
 end=$(date +%s.%N)
 sleep 2  # anything left running would rewrite results.json now
 echo "WALL_SECONDS $(python3 -c "print(round($end - $start, 1))")"
@@ -187,7 +188,7 @@ for p in os.listdir('/proc'):
 print(n)")"
 echo "RESULTS_BEGIN"; cat /autograder/results/results.json; echo; echo "RESULTS_END"
 echo "RESULTS_DIR $(ls -A /autograder/results | tr '\n' ' ')"
-tail -c 3000 /tmp/run.log
+tail -c 3000 /root/run.log
 """
 
 
