@@ -3,7 +3,7 @@
 # and build the grading image offline:
 #   docker.io + debootstrap (apt), dockerd in the background, dgm-grade-base:offline,
 #   dgm-grade:latest. Every step is skipped when its result already exists.
-# Env: PYTHON (a python with the Docker SDK to run grader/image.py; default python3 when
+# Env: PYTHON (a python with the Docker SDK to run grader/deploy/image.py; default python3 when
 #      it has the SDK, else Debian's /usr/bin/python3 with python3-docker from apt),
 #      DOCKERD_LOG (default /tmp/dockerd.log), DOCKERD_WAIT (seconds, default 60).
 set -euo pipefail
@@ -49,4 +49,4 @@ fi
 log "docker daemon $(docker version -f '{{.Server.Version}}' 2>/dev/null) is up"
 
 has_sdk "$PY" || die "$PY cannot import the Docker SDK (pip install docker)"
-"$PY" -m grader.image --offline --quiet
+"$PY" -m grader.deploy.image --offline --quiet

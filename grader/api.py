@@ -70,6 +70,14 @@ def find_assignment(submission: Path, assignment_id: str | None) -> str:
     raise UsageError(f"cannot tell which assignment {submission.name} is for; pass --assignment (one of: {', '.join(ids)})")
 
 
+def daily_submission_limit(assignment_id: str) -> int | None:
+    """The assignment's daily submission limit (config.toml [gradescope]), None when unlimited or unknown."""
+    try:
+        return load_config(ASSIGNMENTS_DIR / assignment_id / "config.toml").gradescope.daily_submission_limit
+    except Exception:  # an unknown assignment: grading says so
+        return None
+
+
 def check_out_path(out: Path) -> None:
     """Refuse an ``--out`` that results.json cannot be written to, before grading (a UsageError, exit 2).
 

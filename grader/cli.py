@@ -55,13 +55,30 @@ def grade_cmd(
     seed: Optional[int] = typer.Option(None, help="grading seed (default: the assignment's)"),
     timeout: Optional[float] = typer.Option(None, help="seconds per call of a student function"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="print only the score"),
+    metadata: Optional[Path] = typer.Option(None, "--metadata", help="Gradescope's submission_metadata.json: "
+                                            "submission and user ids into extra_data, the daily submission limit"),
 ) -> None:
     """Grade with all checks (public and hidden) and write results.json (Gradescope format)."""
     api.check_out_path(out)
+    extra: dict = {}
+    if metadata is not None and metadata.exists():
+        from .deploy.gradescope import read_metadata
+
+        meta = read_metadata(metadata)
+        extra = meta.extra_data()
+        limit = api.daily_submission_limit(assignment)
+        if limit and meta.submissions_in_last_day() >= limit:
+            kept = meta.last_score()
+            results.write_results(results.failure_results(
+                f"Not graded: this assignment allows {limit} graded submission{'s' * (limit > 1)} in 24 hours, and "
+                f"you have used them. Your previous score, {kept:g}, stands; submit again later.",
+                score=kept, extra={"assignment": assignment, "daily_limit": limit, **extra}), out)
+            console.print(escape(f"{submission}: over the daily limit of {limit}, not graded -> {out}"))
+            return
     progress = None if quiet else report.ProgressLines(console)
     grade = api.run_grading(submission=submission, assignment_id=assignment, hidden=True, sandbox=_sandbox(sandbox),
                             gpu=gpu, seed=seed, timeout=timeout, progress=progress)
-    results.write_results(grade, out)
+    results.write_results(grade, out, extra=extra)
     if not quiet:
         report.print_report(console, grade)
     console.print(escape(f"{submission}: {grade.score:g} / {grade.max_score:g} -> {out}"))
@@ -135,6 +152,30 @@ def validate(
     raise typer.Exit(0 if all(r.passed for r in reports) else 1)
 
 
+@app.command()
+def gradescope(
+    assignment: str = typer.Argument(..., help="assignment id, e.g. hw2_vae"),
+    out: Path = typer.Option(Path("autograder.zip"), "--out", "-o", help="the zip to write"),
+    torch_index: str = typer.Option("https://download.pytorch.org/whl/cpu", help="where setup.sh gets the "
+                                    "CPU-only torch (a pip index URL)"),
+    pypi_index: str = typer.Option("https://pypi.org/simple", help="where setup.sh gets everything else"),
+) -> None:
+    """Build the Gradescope autograder zip (setup.sh, run_autograder, a wheel with this assignment only)."""
+    from .assignment import UnknownAssignment
+    from .deploy.gradescope import BuildError, build_autograder
+
+    if out.is_dir():
+        raise api.UsageError(f"--out {out} is a folder; give the zip to write, e.g. {out / 'autograder.zip'}")
+    try:
+        built = build_autograder(assignment, out, torch_index=torch_index, pypi_index=pypi_index)
+    except UnknownAssignment as exc:
+        raise api.UsageError(str(exc)) from None
+    except BuildError as exc:
+        raise api.UsageError(str(exc)) from None
+    console.print(escape(f"wrote {built}: upload it as the autograder of a Gradescope programming assignment "
+                         "(Ubuntu 22.04 base image)"))
+
+
 image_app = typer.Typer(help="The Docker grading image.", no_args_is_help=True)
 app.add_typer(image_app, name="image")
 
@@ -142,14 +183,14 @@ app.add_typer(image_app, name="image")
 @image_app.command("build")
 def image_build(
     base: Optional[str] = typer.Option(None, help="base image (default: a CUDA PyTorch runtime; with --offline "
-                                                  "the CPU base made by docker/build-offline-base.sh)"),
+                                                  "the CPU base made by grader/deploy/docker/build-offline-base.sh)"),
     tag: str = typer.Option("dgm-grade:latest", help="tag of the grading image"),
     offline: bool = typer.Option(False, "--offline", help="build without an image registry (debootstrap base)"),
 ) -> None:
     """Build the grading image: torch and the worker package, nothing else of the grader."""
     from docker.errors import DockerException
 
-    from .image import build_image
+    from .deploy.image import build_image
 
     try:
         built = build_image(base=base, tag=tag, offline=offline)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -42,6 +43,19 @@ class LimitsConfig(BaseModel):
         )
 
 
+class GradescopeConfig(BaseModel):
+    """How results.json shows the checks on Gradescope, and how often a student may submit."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    hidden_visibility: Literal["visible", "after_published", "after_due_date", "hidden"] = Field(
+        "after_published", description="visibility of hidden checks in results.json (public checks are 'visible'); "
+        "Gradescope hides the total while any test is 'hidden'")
+    daily_submission_limit: Optional[int] = Field(
+        None, ge=1, description="graded submissions per student in 24 hours (from Gradescope's metadata); "
+        "past it a submission keeps the previous score and is not graded")
+
+
 class AssignmentConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -52,6 +66,7 @@ class AssignmentConfig(BaseModel):
     seed: int = Field(0, ge=0, description="default grading seed")
     examples: int = Field(25, ge=1, le=1000, description="hypothesis examples per check")
     limits: LimitsConfig = LimitsConfig()
+    gradescope: GradescopeConfig = GradescopeConfig()
 
 
 def load_config(path: Path) -> AssignmentConfig:

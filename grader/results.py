@@ -1,22 +1,37 @@
 """results.json in the Gradescope schema (../shared/spec/grader_interface.md).
 
-Top level: score, execution_time, output, tests, extra_data (grader version,
-hash of the checks, seed, sandbox). Each test: name ("function: property"),
+Top level: score, execution_time, output (a Markdown summary), output_format
+"md", stdout_visibility "hidden", tests, extra_data (grader version, hash of
+the checks, seed, sandbox, the judge's package versions, the Gradescope
+submission and user ids when known). Each test: name ("function: property"),
 number, score, max_score, status, output, visibility, tags.
+
+Everything a test says goes into a fenced code block whose fence is longer
+than any run of backticks inside, so nothing student code printed or raised
+can close the block or inject Markdown or HTML. Strings are valid UTF-8 (lone
+surrogates replaced), the JSON strict (no NaN), and the file is written
+atomically; on a full disk, into the space ``reserve_results`` set aside.
 """
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import re
 import tempfile
 from importlib import metadata
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel
 
-from .judge import Grade
+if TYPE_CHECKING:  # not imported at run time: run_autograder's placeholder must not wait for torch
+    from .judge import Grade
+
+Visibility = Literal["visible", "after_published", "hidden", "after_due_date"]
+# What the judge's results depend on: a different version of any of these may draw or compare differently.
+JUDGE_PACKAGES = ("dgm-grade", "torch", "hypothesis", "numpy", "safetensors", "pydantic", "nbformat", "ipython")
+RESERVED_BYTES = 2 << 20  # the placeholder's size: the results of any grade fit in it
 
 
 def grader_version() -> str:
@@ -26,6 +41,17 @@ def grader_version() -> str:
         return "0.1.0+checkout"
 
 
+def package_versions() -> dict[str, str]:
+    """Installed versions of the packages the judge's results depend on (extra_data["versions"])."""
+    versions = {}
+    for name in JUDGE_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
 class TestResult(BaseModel):
     name: str
     number: str
@@ -33,7 +59,7 @@ class TestResult(BaseModel):
     max_score: float
     status: Literal["passed", "failed"]
     output: str
-    visibility: Literal["visible", "after_published", "hidden", "after_due_date"]
+    visibility: Visibility
     tags: list[str]
 
 
@@ -41,28 +67,53 @@ class Results(BaseModel):
     score: float
     execution_time: float
     output: str
+    output_format: Literal["md"] = "md"
+    stdout_visibility: Literal["hidden"] = "hidden"
     tests: list[TestResult]
     extra_data: dict
 
 
-def to_results(grade: Grade) -> Results:
+# ---------------------------------------------------------------- Markdown that student text cannot break
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def clean_text(text: str) -> str:
+    """Valid UTF-8 text: lone surrogates (from bytes decoded with surrogateescape, say) become U+FFFD."""
+    return _SURROGATE.sub("\ufffd", text)
+
+
+def code_block(text: str) -> str:
+    """``text`` verbatim in a fenced code block that nothing in it can close (Markdown and HTML stay text)."""
+    text = clean_text(text)
+    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}text\n{text}\n{fence}"
+
+
+def to_results(grade: Grade, *, extra: dict | None = None) -> Results:
+    hidden_visibility = grade.assignment.config.gradescope.hidden_visibility
     tests = [
         TestResult(
-            name=r.check.name,
+            name=clean_text(r.check.name),
             number=str(i),
             score=round(r.score, 6),
             max_score=float(r.check.points),
             status="passed" if r.passed else "failed",
-            output=r.output,
-            visibility="after_published" if r.check.hidden else "visible",
+            output=code_block(r.output) if r.output.strip() else "",
+            visibility=hidden_visibility if r.check.hidden else "visible",
             tags=[r.check.function, *r.check.tags],
         )
         for i, r in enumerate(grade.results, start=1)
     ]
-    lines = [f"{grade.assignment.config.title}: {grade.score:g} / {grade.max_score:g} points."]
+    passed = sum(r.passed for r in grade.results)
+    lines = [f"**{grade.assignment.config.title}**: {grade.score:g} / {grade.max_score:g} points; "
+             f"{passed} of {len(grade.results)} checks passed.", ""]
     if grade.problem:
-        lines.append(f"Problem: {grade.problem}")
-    lines += [f"Note: {n}" for n in grade.notes]
+        lines += ["Problem:", code_block(grade.problem), ""]
+    for note in grade.notes:
+        lines += ["Note:", code_block(note), ""]
     lines.append(f"Graded in the {sandbox_description(grade)}; seed {grade.seed}.")
     return Results(
         score=round(grade.score, 6),
@@ -76,6 +127,8 @@ def to_results(grade: Grade) -> Results:
             "seed": grade.seed,
             "sandbox": grade.sandbox,
             "isolation": grade.isolation,
+            "versions": package_versions(),
+            **(extra or {}),
         },
     )
 
@@ -88,20 +141,57 @@ def sandbox_description(grade: Grade) -> str:
     return f"{grade.sandbox} sandbox ({grade.isolation})" if grade.isolation else f"{grade.sandbox} sandbox"
 
 
-def write_results(grade: Grade, path: Path) -> Results:
+def failure_results(message: str, *, extra: dict | None = None, score: float = 0.0) -> Results:
+    """Results that say grading did not happen (score 0 unless given), with ``message`` for the student and TA."""
+    return Results(score=score, execution_time=0.0, output=clean_text(message), tests=[],
+                   extra_data={"grader_version": grader_version(), "versions": package_versions(), **(extra or {})})
+
+
+# ---------------------------------------------------------------- writing
+
+
+def dumps(results: Results) -> bytes:
+    """Strict JSON (no NaN or infinity), valid UTF-8."""
+    data = _clean(results.model_dump())
+    return json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False).encode("utf-8")
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, dict):
+        return {clean_text(str(k)): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+def write_results(grade: Grade | Results, path: Path, *, extra: dict | None = None) -> Results:
     """Write results.json atomically: a fresh temp file in the same directory, renamed into place.
 
     The temp file is created with O_EXCL under a random name (mkstemp), so a
     file or symlink planted beside ``path`` is never written through, and
     os.replace swaps ``path`` itself (never following a symlink there).
+    When the disk is full, the results go into the space a placeholder made
+    by ``reserve_results`` holds at ``path`` (a regular file we own).
     """
-    results = to_results(grade)
+    results = grade if isinstance(grade, Results) else to_results(grade, extra=extra)
+    data = dumps(results)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        _write_atomically(data, path)
+    except OSError:
+        if not _write_into_placeholder(data, path):
+            raise
+    return results
+
+
+def _write_atomically(data: bytes, path: Path) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(json.dumps(results.model_dump(), indent=2))
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fchmod(f.fileno(), 0o644)
         os.replace(tmp, path)
@@ -109,4 +199,30 @@ def write_results(grade: Grade, path: Path) -> Results:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    return results
+
+
+def reserve_results(path: Path, results: Results) -> None:
+    """Write ``results`` (what to report if grading never finishes) to ``path``, padded with spaces
+    to RESERVED_BYTES: the disk space a later ``write_results`` can reuse when the disk is full."""
+    data = dumps(results)
+    _write_atomically(data + b" " * max(0, RESERVED_BYTES - len(data)), Path(path))
+
+
+def _write_into_placeholder(data: bytes, path: Path) -> bool:
+    """Overwrite the regular file at ``path`` in place (its blocks are allocated) if ``data`` fits."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW)
+    except OSError:
+        return False
+    try:
+        st = os.fstat(fd)
+        if not (st.st_uid == os.geteuid() and st.st_nlink == 1 and st.st_size >= len(data) and (st.st_mode & 0o170000) == 0o100000):
+            return False
+        os.pwrite(fd, data, 0)
+        os.ftruncate(fd, len(data))
+        os.fsync(fd)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)

@@ -134,16 +134,21 @@ ROOT_SESSIONS = Path("/var/lib/dgm-grade/sessions")
 
 
 def sessions_dir() -> Path | None:
-    """The parent of new session directories: ROOT_SESSIONS as root, else the user's temp dir (None)."""
+    """The parent of new session directories: ROOT_SESSIONS as root, else the user's temp dir (None).
+
+    DGM_SESSIONS_DIR (as root) puts them elsewhere: run_autograder keeps them on
+    /autograder's disk, which it cleans before results.json is written.
+    """
     if os.geteuid() != 0:
         return None
-    for path in (ROOT_SESSIONS.parent, ROOT_SESSIONS):
+    chosen = Path(os.environ.get("DGM_SESSIONS_DIR") or ROOT_SESSIONS)
+    for path in (chosen.parent, chosen):
         path.mkdir(mode=0o711, exist_ok=True)
         st = path.lstat()
         if not stat.S_ISDIR(st.st_mode) or st.st_uid != 0:
             raise SandboxUnavailable(f"{path} must be a directory owned by root")
         os.chmod(path, 0o711)  # workers may pass through, not list
-    return ROOT_SESSIONS
+    return chosen
 
 
 class Session:

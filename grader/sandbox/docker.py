@@ -1,6 +1,6 @@
 """The docker sandbox: one locked-down container of the grading image per worker start.
 
-Each start creates a container (docker/Dockerfile, built by grader/image.py) with:
+Each start creates a container (grader/deploy/docker/Dockerfile, built by grader/deploy/image.py) with:
 no network (``network_mode=none``), uid 65534, read-only root, tmpfs /tmp and
 /work, memory = memory+swap limit, pids limit, 1 CPU, rlimits (CPU seconds,
 file size, open files, no core), all capabilities dropped, ``no-new-privileges``,
@@ -35,7 +35,7 @@ import time
 import uuid
 from pathlib import Path
 
-from ..image import DIGEST_LABEL, worker_digest
+from ..deploy.image import DIGEST_LABEL, worker_digest
 from .base import (
     WORKER_BOOT,
     WRITE_STALL_S,
@@ -50,7 +50,7 @@ from .base import (
 
 DEFAULT_IMAGE = "dgm-grade:latest"
 BUILD_COMMAND = "dgm-grade image build"
-RUNTIME = "/opt/dgm/runtime"  # the worker package in the image (docker/Dockerfile)
+RUNTIME = "/opt/dgm/runtime"  # the worker package in the image (grader/deploy/docker/Dockerfile)
 WORKDIR = "/work"
 UID = 65534  # nobody:nogroup
 LABEL = "dgm-grade"
@@ -281,6 +281,7 @@ class DockerSandbox(Sandbox):
             mem_limit=f"{lim.memory_mb}m",
             memswap_limit=f"{lim.memory_mb}m",
             pids_limit=lim.processes,
+            oom_score_adj=1000,  # on a host short of memory the kernel kills a worker, not the grader
             nano_cpus=1_000_000_000,
             cap_drop=["ALL"],
             security_opt=["no-new-privileges"],

@@ -28,6 +28,15 @@ answer): the worker still drops to its own uid (but shares the network, /tmp
 and the process table), which ``isolation`` says, with the reason.
 Not root (a student's laptop, Colab): the worker runs as the calling user,
 which ``isolation`` says, and the report shows.
+
+Memory (``MemoryWatchdog``): the worker starts with ``oom_score_adj`` 1000, so
+the kernel's OOM killer takes it before the judge; as root, a thread of the
+judge also sums the resident memory of every process of the worker's uid and
+kills them all when the sum passes the worker's limit, or when the memory
+cgroup the judge runs in (a Gradescope container) is about to be full.
+Ending a worker as root ends every process of its uid (``kill_uid``): a
+double-forked, setsid'd child included, jailed or not, and removes what the
+uid left in the shared scratch dirs.
 """
 from __future__ import annotations
 
@@ -40,6 +49,8 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 from .base import ROOT_SESSIONS, WORKER_BOOT, Limits, PipeWorker, Sandbox, Session, WorkerHandle
@@ -234,6 +245,11 @@ class ProcessSandbox(Sandbox):
             resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_size_mb * mb, limits.file_size_mb * mb))
             resource.setrlimit(resource.RLIMIT_NOFILE, (limits.open_files, limits.open_files))
             resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+            try:  # the kernel's OOM killer takes the worker first, never the judge
+                with open("/proc/self/oom_score_adj", "w") as f:
+                    f.write("1000")
+            except OSError:
+                pass
             if os.geteuid() == 0:  # per-uid: only meaningful when the worker has a uid of its own
                 resource.setrlimit(resource.RLIMIT_NPROC, (limits.processes, limits.processes))
             if drop_to:  # root without unshare/setpriv: student code still never runs as root
@@ -252,18 +268,159 @@ class ProcessSandbox(Sandbox):
             start_new_session=True,
             close_fds=True,
         )
-        return ProcessWorker(proc)
+        return ProcessWorker(proc, uid=self.uid if os.geteuid() == 0 else None, limits=limits)
 
 
 class ProcessWorker(PipeWorker):
+    def __init__(self, proc, *, uid: int | None = None, limits: Limits | None = None) -> None:
+        super().__init__(proc)
+        self.uid = uid  # the worker's own uid (as root): everything of it dies with the worker
+        self.watchdog = MemoryWatchdog(self, uid, limits.memory_mb) if uid is not None and limits else None
+
     def kill(self) -> None:
+        if self.watchdog:
+            self.watchdog.stop()
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+        if self.uid is not None:
+            kill_uid(self.uid)
         for stream in (self.proc.stdin, self.proc.stdout):
             try:
                 stream.close()
             except OSError:
                 pass
         self.proc.wait()
+
+
+# ---------------------------------------------------------------- every process of a uid, and its memory
+
+
+def uid_processes(uid: int) -> list[tuple[int, int]]:
+    """(pid, resident bytes) of every process whose real or effective uid is ``uid``."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/status") as f:
+                status = f.read()
+        except OSError:
+            continue
+        uids = rss = None
+        for line in status.splitlines():
+            if line.startswith("Uid:"):
+                uids = [int(x) for x in line.split()[1:3]]
+            elif line.startswith("VmRSS:"):
+                rss = int(line.split()[1]) * 1024
+        if uids and uid in uids:
+            found.append((int(entry.name), rss or 0))
+    return found
+
+
+KILL_ROUNDS = 50
+
+
+def kill_uid(uid: int) -> bool:
+    """SIGKILL every process of ``uid`` until none is left (as root); True when none is.
+
+    kill(-1) from a process of that uid itself reaches exactly its processes, forks racing
+    the kill included; the rounds repeat until /proc shows none. Then the files the uid
+    left in the shared scratch dirs (it may share /tmp: the unjailed fallback) are removed.
+    """
+    if os.geteuid() != 0 or uid == 0:
+        return False
+    for _ in range(KILL_ROUNDS):
+        if not uid_processes(uid):
+            break
+        try:
+            subprocess.run([sys.executable, "-I", "-S", "-c", "import os; os.kill(-1, 9)"], user=uid, group=uid,
+                           extra_groups=[], env={}, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, timeout=10)
+        except (OSError, subprocess.SubprocessError):
+            for pid, _ in uid_processes(uid):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+        time.sleep(0.02)
+    remove_files_of(uid)
+    return not uid_processes(uid)
+
+
+def remove_files_of(uid: int, dirs: tuple[str, ...] = SCRATCH_DIRS) -> None:
+    """Remove what ``uid`` owns at the top of the shared scratch dirs (a disk filled through /tmp)."""
+    for d in dirs:
+        try:
+            entries = list(os.scandir(d))
+        except OSError:
+            continue
+        for e in entries:
+            try:
+                if e.stat(follow_symlinks=False).st_uid != uid:
+                    continue
+                if e.is_dir(follow_symlinks=False):
+                    shutil.rmtree(e.path, ignore_errors=True)
+                else:
+                    os.unlink(e.path)
+            except OSError:
+                pass
+
+
+def cgroup_memory() -> tuple[int, int] | None:
+    """(limit, unreclaimable use: anon + shmem) of the memory cgroup we run in, in bytes; None if unlimited."""
+    for limit_file, stat_file, keys in (
+        ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.stat", ("anon", "shmem")),  # v2
+        ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.stat", ("rss", "shmem")),  # v1
+    ):
+        try:
+            with open(limit_file) as f:
+                raw = f.read().strip()
+            if raw == "max" or int(raw) >= 1 << 60:
+                return None
+            used = 0
+            with open(stat_file) as f:
+                for line in f:
+                    name, _, value = line.partition(" ")
+                    if name in keys:
+                        used += int(value)
+            return int(raw), used
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+class MemoryWatchdog:
+    """Kills a worker (and everything of its uid) when their resident memory passes ``memory_mb``,
+    or when the judge's memory cgroup has less than HEADROOM left (the judge must survive)."""
+
+    INTERVAL_S = 0.1
+    HEADROOM = 48 << 20
+
+    def __init__(self, worker: ProcessWorker, uid: int, memory_mb: int) -> None:
+        self.worker, self.uid, self.limit = worker, uid, memory_mb << 20
+        self.fired = ""
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"dgm-memory-watchdog-{uid}", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.INTERVAL_S):
+            rss = sum(r for _, r in uid_processes(self.uid))
+            cgroup = cgroup_memory()
+            if rss > self.limit:
+                self.fired = f"the worker's processes used {rss >> 20} MB, over the limit of {self.limit >> 20} MB"
+            elif cgroup and rss and cgroup[1] > cgroup[0] - self.HEADROOM:
+                self.fired = f"memory is nearly exhausted ({cgroup[1] >> 20} of {cgroup[0] >> 20} MB in use)"
+            else:
+                continue
+            try:
+                os.killpg(self.worker.proc.pid, signal.SIGKILL)
+            except OSError:
+                pass
+            kill_uid(self.uid)
+            return

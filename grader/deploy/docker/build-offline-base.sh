@@ -9,7 +9,7 @@
 #                                                     -> dgm-grade-base:offline (or $1)
 #
 # Idempotent: a step whose result exists is skipped. Needs root (debootstrap) and docker.
-# Usage: docker/build-offline-base.sh [TAG]
+# Usage: grader/deploy/docker/build-offline-base.sh [TAG]
 # Env:   DGM_CACHE_DIR, DEBIAN_MIRROR (default http://deb.debian.org/debian),
 #        DGM_WHEELS (wheel folder; default: pip's find-links), DGM_CA (CA bundle; default: pip's cert)
 set -euo pipefail

@@ -1,8 +1,9 @@
-"""Build the grading image (docker/Dockerfile): torch + the worker package, nothing else.
+"""Build the grading image (grader/deploy/docker/Dockerfile): torch + the worker package, nothing else.
 
     build_image(base=None, offline=False)   FROM pytorch/pytorch (CUDA), needs a registry
     build_image(base=None, offline=True)    FROM dgm-grade-base:offline, made by
                                             docker/build-offline-base.sh without a registry
+                                            (docker/ = grader/deploy/docker, package data)
 
 The build context is a temporary folder holding only the Dockerfile and
 grader/worker, so nothing else of the repository can reach the image.
@@ -10,7 +11,7 @@ The image is labelled with a digest of the worker files; the docker sandbox
 refuses an image whose worker differs from this checkout's.
 
 Imports only the standard library at module level (the CI script runs it
-with a bare system python): ``python -m grader.image [--offline] [--base IMAGE]``.
+with a bare system python): ``python -m grader.deploy.image [--offline] [--base IMAGE]``.
 """
 from __future__ import annotations
 
@@ -26,9 +27,21 @@ DEFAULT_BASE = "pytorch/pytorch:2.6.0-cuda12.4-cudnn9-runtime"
 OFFLINE_BASE = "dgm-grade-base:offline"
 DIGEST_LABEL = "dgm-grade.worker-digest"
 
-_ROOT = Path(__file__).resolve().parents[1]
-DOCKER_DIR = _ROOT / "docker"
-WORKER_DIR = Path(__file__).resolve().parent / "worker"
+DOCKER_DIR = Path(__file__).resolve().parent / "docker"  # package data: works from an installed wheel
+WORKER_DIR = Path(__file__).resolve().parents[1] / "worker"
+
+
+TORCH_PIN = "2.13.0"  # pyproject.toml's torch==; the image gets the judge's own version when torch is installed
+
+
+def judge_torch_version() -> str:
+    """The torch version the judge runs (without a local label such as +cpu), else TORCH_PIN."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("torch").split("+")[0]
+    except metadata.PackageNotFoundError:  # the CI script's bare system python
+        return TORCH_PIN
 
 
 def worker_files() -> list[Path]:
@@ -62,7 +75,7 @@ def build_image(*, base: str | None = None, tag: str = DEFAULT_TAG, offline: boo
 
     dockerfile = DOCKER_DIR / "Dockerfile"
     if not dockerfile.is_file():
-        raise FileNotFoundError(f"{dockerfile} not found: build the image from a source checkout of dgm-grade")
+        raise FileNotFoundError(f"{dockerfile} not found: this installation of dgm-grade lacks its package data")
     if offline:
         base = base or OFFLINE_BASE
         subprocess.run(["bash", str(DOCKER_DIR / "build-offline-base.sh"), base], check=True)
@@ -80,7 +93,7 @@ def build_image(*, base: str | None = None, tag: str = DEFAULT_TAG, offline: boo
         stream = api.build(
             path=str(context),
             tag=tag,
-            buildargs={"BASE_IMAGE": base, "WORKER_DIGEST": worker_digest()},
+            buildargs={"BASE_IMAGE": base, "WORKER_DIGEST": worker_digest(), "TORCH_VERSION": judge_torch_version()},
             network_mode="none" if offline else None,
             rm=True,
             forcerm=True,
@@ -97,7 +110,7 @@ def build_image(*, base: str | None = None, tag: str = DEFAULT_TAG, offline: boo
 def main(argv: list[str] | None = None) -> None:
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m grader.image", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m grader.deploy.image", description=__doc__.splitlines()[0])
     parser.add_argument("--base", default=None, help=f"base image (default {DEFAULT_BASE}, or {OFFLINE_BASE} with --offline)")
     parser.add_argument("--tag", default=DEFAULT_TAG)
     parser.add_argument("--offline", action="store_true", help="no registry: build the base from Debian packages")

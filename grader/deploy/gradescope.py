@@ -1,0 +1,343 @@
+"""Gradescope: the autograder zip, and what run_autograder reads from Gradescope.
+
+``build_autograder(assignment_id, out)`` writes the zip Gradescope expects:
+
+    setup.sh          run once as root when Gradescope builds the image (templates in gradescope/)
+    run_autograder    run as root for every submission
+    settings.env      where setup.sh gets torch (the CPU wheel index) and the rest
+    constraints.txt   every dependency of the judge pinned at the version installed here
+    dgm_grade-*.whl   dgm-grade with this assignment only: its checks, models and reference module
+
+The wheel is built from a copy of the installed (or checked-out) packages
+with every other assignment and reference module left out, so neither
+Gradescope's image nor a student who somehow reads it learns about the
+other homework.
+
+``read_metadata`` turns /autograder/submission_metadata.json into the ids
+results.json records and the count a daily submission limit needs.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import shutil
+import string
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from importlib import metadata
+from pathlib import Path
+
+TEMPLATES = Path(__file__).resolve().parent / "gradescope"
+DEFAULT_TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
+DEFAULT_PYPI_INDEX = "https://pypi.org/simple"
+PACKAGES = ("grader", "reference", "assignments")
+DIST = "dgm-grade"
+# The Python Gradescope's default image runs (Ubuntu 22.04): a pin whose release does not
+# support it is kept for the build machine's Python only (see constraints()).
+TARGET_PYTHON = "3.10"
+METADATA_MAX_BYTES = 64 << 20
+
+
+class BuildError(Exception):
+    """The zip cannot be built here (one line says why)."""
+
+
+# ---------------------------------------------------------------- submission metadata
+
+
+@dataclass
+class Metadata:
+    """What results.json and the daily limit need from submission_metadata.json (ids, never names or emails)."""
+
+    submission_id: int | str | None = None
+    user_ids: list[int | str] = field(default_factory=list)
+    created_at: datetime | None = None
+    previous: list[tuple[datetime | None, float | None]] = field(default_factory=list)  # (time, score)
+    problem: str = ""  # why the file could not be (fully) read
+
+    def extra_data(self) -> dict:
+        data = {"submission_id": self.submission_id, "user_ids": self.user_ids,
+                "previous_submissions": len(self.previous)}
+        return {"gradescope": data | ({"metadata_problem": self.problem} if self.problem else {})}
+
+    def submissions_in_last_day(self) -> int:
+        """Previous submissions within 24 hours before this one (one without a readable time counts)."""
+        now = self.created_at or datetime.now().astimezone()
+        return sum(1 for when, _ in self.previous if when is None or now - when < timedelta(days=1))
+
+    def last_score(self) -> float:
+        """The score of the latest previous submission (0 when there is none)."""
+        scored = [(w or datetime.min.astimezone(), s) for w, s in self.previous if s is not None]
+        return max(scored, key=lambda p: p[0])[1] if scored else 0.0
+
+
+def _id(value) -> int | str | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else (
+        value[:100] if isinstance(value, str) else None)
+
+
+def _time(value) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        t = datetime.fromisoformat(re.sub(r"(\.\d{6})\d+", r"\1", value.replace("Z", "+00:00")))
+    except ValueError:
+        return None
+    return t if t.tzinfo else t.astimezone()
+
+
+def read_metadata(path: Path) -> Metadata:
+    """Read Gradescope's submission_metadata.json; never raises (``problem`` says what was wrong)."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(METADATA_MAX_BYTES + 1)
+        if len(raw) > METADATA_MAX_BYTES:
+            return Metadata(problem="larger than 64 MB")
+        data = json.loads(raw)
+    except (OSError, ValueError) as exc:
+        return Metadata(problem=f"{type(exc).__name__}: {str(exc)[:200]}")
+    if not isinstance(data, dict):
+        return Metadata(problem="not a JSON object")
+    users = data.get("users") if isinstance(data.get("users"), list) else []
+    previous = []
+    for p in data.get("previous_submissions") or []:
+        if isinstance(p, dict):
+            score = p.get("score")
+            score = float(score) if isinstance(score, (int, float)) and not isinstance(score, bool) else None
+            previous.append((_time(p.get("submission_time")), score))
+    return Metadata(
+        submission_id=_id(data.get("id")),
+        user_ids=[i for i in (_id(u.get("id")) for u in users if isinstance(u, dict)) if i is not None],
+        created_at=_time(data.get("created_at")),
+        previous=previous,
+    )
+
+
+# ---------------------------------------------------------------- the zip
+
+
+def _package_dir(name: str) -> Path:
+    module = __import__(name)
+    return Path(module.__file__).resolve().parent
+
+
+def _project_root() -> Path | None:
+    """The checkout dgm-grade runs from (its pyproject.toml beside grader/), or None when installed."""
+    root = _package_dir("grader").parent
+    return root if (root / "pyproject.toml").is_file() else None
+
+
+def _reference_modules(assignment_dir: Path, module: str) -> set[str]:
+    names = {module}
+    for py in assignment_dir.rglob("*.py"):
+        names |= set(re.findall(r"^\s*from reference import (\w+)", py.read_text(), flags=re.M))
+        names |= set(re.findall(r"^\s*(?:from|import) reference\.(\w+)", py.read_text(), flags=re.M))
+    return names
+
+
+def _judge_requirements() -> list[str]:
+    """dgm-grade's own dependencies (no extras), as requirement strings."""
+    try:
+        return [r for r in metadata.requires(DIST) or [] if "extra ==" not in r]
+    except metadata.PackageNotFoundError:
+        raise BuildError("dgm-grade is not installed (pip install -e . in the checkout, or pip install the wheel)") from None
+
+
+def _pyproject(version: str) -> str:
+    """A pyproject.toml for the wheel when dgm-grade runs from a wheel rather than a checkout."""
+    deps = ",\n".join(f"    {json.dumps(r)}" for r in _judge_requirements())
+    return f'''[build-system]
+requires = ["setuptools>=61"]
+build-backend = "setuptools.build_meta"
+
+[project]
+name = "dgm-grade"
+version = "{version}"
+requires-python = ">=3.10"
+dependencies = [
+{deps}
+]
+
+[project.scripts]
+dgm-grade = "grader.cli:main"
+
+[tool.setuptools.packages.find]
+include = ["grader*", "reference*", "assignments*"]
+
+[tool.setuptools.package-data]
+"*" = ["*.toml", "*.ipynb", "*.txt", "*.html", "*.j2", "alternatives/*.py", "degenerate/*.py"]
+"grader.deploy" = ["docker/*", "gradescope/*"]
+'''
+
+
+def build_wheel(assignment_id: str, out_dir: Path) -> Path:
+    """A wheel of dgm-grade holding ``assignment_id`` only (and its reference module)."""
+    from ..assignment import ASSIGNMENTS_DIR, load_assignment
+
+    config = load_assignment(assignment_id).config  # UnknownAssignment / ConfigError for the CLI
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
+    with tempfile.TemporaryDirectory(prefix="dgm-wheel-") as tmp:
+        src = Path(tmp) / "src"
+        src.mkdir()
+        shutil.copytree(_package_dir("grader"), src / "grader", ignore=ignore)
+        (src / "assignments").mkdir()
+        shutil.copy(ASSIGNMENTS_DIR / "__init__.py", src / "assignments" / "__init__.py")
+        shutil.copytree(ASSIGNMENTS_DIR / assignment_id, src / "assignments" / assignment_id, ignore=ignore)
+        reference = _package_dir("reference")
+        (src / "reference").mkdir()
+        shutil.copy(reference / "__init__.py", src / "reference" / "__init__.py")
+        for name in sorted(_reference_modules(ASSIGNMENTS_DIR / assignment_id, config.module)):
+            shutil.copy(reference / f"{name}.py", src / "reference" / f"{name}.py")
+        root = _project_root()
+        if root is not None:
+            shutil.copy(root / "pyproject.toml", src / "pyproject.toml")
+            shutil.copy(root / "README.md", src / "README.md")
+        else:
+            (src / "pyproject.toml").write_text(_pyproject(metadata.version(DIST)))
+        wheels = Path(tmp) / "wheels"
+        isolation = [] if importlib.util.find_spec("setuptools") is None else ["--no-build-isolation"]
+        run = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", *isolation, "-q",
+                              "-w", str(wheels), str(src)], capture_output=True, text=True)
+        if run.returncode != 0:
+            last = (run.stderr.strip().splitlines() or ["pip wheel failed"])[-1]
+            raise BuildError(f"building the wheel failed: {last} (needs setuptools in this environment)")
+        [wheel] = wheels.glob("*.whl")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        return Path(shutil.copy(wheel, out_dir / wheel.name))
+
+
+def constraints() -> str:
+    """constraints.txt: every distribution the judge needs, at the version installed here.
+
+    Local version labels are dropped (torch 2.13.0+cpu pins torch==2.13.0, which the CPU
+    wheel index satisfies). A release that does not run on TARGET_PYTHON (IPython 9 needs
+    3.11, say) is pinned for the Pythons it supports (its Requires-Python as a marker);
+    on TARGET_PYTHON pip picks a release itself, and results.json records which.
+    """
+    from packaging.requirements import Requirement
+    from packaging.specifiers import SpecifierSet
+
+    here = f"{sys.version_info.major}.{sys.version_info.minor}"
+    env = {"extra": ""}
+    pins: dict[str, str] = {}
+    todo = [Requirement(r) for r in _judge_requirements()]
+    while todo:
+        req = todo.pop()
+        if req.marker is not None and not req.marker.evaluate(env):
+            continue
+        name = re.sub(r"[-_.]+", "-", req.name).lower()
+        if name in pins:
+            continue
+        try:
+            dist = metadata.distribution(req.name)
+        except metadata.PackageNotFoundError:
+            continue  # not needed on this Python (a marker pip evaluated differently)
+        version = dist.version.split("+")[0]
+        requires_python = dist.metadata.get("Requires-Python") or ""
+        marker = ""
+        if requires_python and not SpecifierSet(requires_python).contains(TARGET_PYTHON + ".99", prereleases=True):
+            marker = " ; " + (" and ".join(f'python_full_version {sp.operator} "{sp.version}"'
+                                           for sp in SpecifierSet(requires_python) if "*" not in sp.version)
+                              or f'python_version == "{here}"')
+        pins[name] = f"{name}=={version}{marker}"
+        todo += [Requirement(r) for r in dist.requires or [] if "extra ==" not in r]
+    header = (f"# Every dependency of the dgm-grade judge, at the versions it was built with (Python {here}).\n"
+              "# hypothesis above all: another version draws other examples from the same seed.\n")
+    return header + "\n".join(pins[n] for n in sorted(pins)) + "\n"
+
+
+def render(template: str, **values: str) -> str:
+    """A file of gradescope/ with its ${NAME} placeholders filled (settings.env; the scripts are copied as they are)."""
+    return string.Template((TEMPLATES / template).read_text()).substitute(values)
+
+
+def build_autograder(assignment_id: str, out: Path, *, torch_index: str = DEFAULT_TORCH_INDEX,
+                     pypi_index: str = DEFAULT_PYPI_INDEX) -> Path:
+    """Write the Gradescope autograder zip for ``assignment_id`` to ``out``; returns ``out``."""
+    from ..assignment import load_assignment
+
+    assignment = load_assignment(assignment_id)
+    torch_version = metadata.version("torch").split("+")[0]
+    out = Path(out)
+    with tempfile.TemporaryDirectory(prefix="dgm-gradescope-") as tmp:
+        wheel = build_wheel(assignment_id, Path(tmp))
+        files = {
+            "setup.sh": (TEMPLATES / "setup.sh").read_text(),
+            "run_autograder": (TEMPLATES / "run_autograder").read_text(),
+            "settings.env": render("settings.env", ASSIGNMENT=assignment_id, WHEEL=wheel.name,
+                                   TORCH_VERSION=torch_version, TORCH_INDEX=torch_index, PYPI_INDEX=pypi_index,
+                                   MODULE=assignment.config.module),
+            "constraints.txt": constraints(),
+        }
+        out.parent.mkdir(parents=True, exist_ok=True)
+        partial = out.with_name(f".{out.name}.partial")
+        with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as z:
+            for name, text in files.items():
+                info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
+                info.external_attr = (0o755 if name in ("setup.sh", "run_autograder") else 0o644) << 16
+                info.compress_type = zipfile.ZIP_DEFLATED
+                z.writestr(info, text)
+            z.write(wheel, wheel.name)
+        partial.replace(out)
+    return out
+
+
+# ---------------------------------------------------------------- run_autograder's own steps
+
+
+WORKER_UIDS = range(61000, 65000)  # grader/sandbox/process.py: 61000 + (pid or slot) % 4000
+
+
+def reserve(out: Path, assignment_id: str) -> None:
+    """Before any student code runs: a root-owned results.json saying grading did not finish,
+    holding the disk space the real one will need."""
+    from ..results import failure_results, reserve_results
+
+    reserve_results(out, failure_results(
+        "Grading did not finish: the autograder stopped before it could write your results. This is not a "
+        "score for your code; please tell your TA (they can see the autograder's log).",
+        extra={"assignment": assignment_id, "finished": False}))
+
+
+def failed(out: Path, assignment_id: str, status: int) -> None:
+    """After `dgm-grade grade` failed: end every process a worker left, then say so in results.json."""
+    from ..results import failure_results, write_results
+    from ..sandbox.process import kill_uid
+
+    for uid in {int(line.split()[1]) for line in _status_uids()} & set(WORKER_UIDS):
+        kill_uid(uid)
+    write_results(failure_results(
+        f"Grading failed (the grader exited with status {status}). This is not a score for your code: your TA "
+        "has been given the details in the autograder's log; please tell them.",
+        extra={"assignment": assignment_id, "finished": False, "grader_exit_status": status}), out)
+
+
+def _status_uids() -> list[str]:
+    lines = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                lines += [ln for ln in (entry / "status").read_text().splitlines() if ln.startswith("Uid:")]
+            except OSError:
+                pass
+    return lines
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m grader.deploy.gradescope reserve|failed OUT ASSIGNMENT [STATUS]`` (run_autograder's steps)."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) >= 3 and args[0] == "reserve":
+        reserve(Path(args[1]), args[2])
+    elif len(args) >= 4 and args[0] == "failed":
+        failed(Path(args[1]), args[2], int(args[3]))
+    else:
+        raise SystemExit("usage: python -m grader.deploy.gradescope reserve OUT ASSIGNMENT | failed OUT ASSIGNMENT STATUS")
+
+
+if __name__ == "__main__":
+    main()
