@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from .sandbox.base import Sandbox, Session, WorkerGone, WorkerHandle, WorkerTimeout
+from .sandbox.base import RequestStalled, Sandbox, Session, WorkerGone, WorkerHandle, WorkerTimeout
 from .worker import protocol
 
 
@@ -213,6 +213,12 @@ class WorkerClient:
             header["grad"] = grad
         try:
             reply, tensors = self._exchange(header, enc.tensors, timeout)
+        except RequestStalled:
+            self._kill()
+            reason = (f"the worker did not take the request for {fn} within {timeout:.1f} s: it reads it too slowly "
+                      "(does the module replace how the grader's worker reads?); its remaining checks are skipped")
+            self.timed_out[owner] = reason
+            raise WorkerFault(fn, reason) from None
         except WorkerTimeout:
             self._kill()
             reason = f"{fn} did not finish within {timeout:.1f} s (its remaining checks are skipped)"
@@ -252,9 +258,10 @@ class WorkerClient:
         )
 
     def _exchange(self, header: dict, tensors: dict, timeout: float) -> tuple[dict, dict]:
+        """Send one request and read its reply, both within ``timeout`` seconds."""
         assert self.worker is not None
         deadline = time.monotonic() + timeout
-        self.worker.write(protocol.pack_frame(header, tensors))
+        self.worker.write(protocol.pack_frame(header, tensors), deadline)
         reply, out = protocol.read_frame(lambda n: self.worker.read_exact(n, deadline), self.max_frame_bytes)
         text = reply.get("output")
         if isinstance(text, str) and text:

@@ -381,3 +381,14 @@ def test_refused_namespaces_fall_back_to_own_uid_and_say_why(monkeypatch, marker
         assert f"uid={box.uid}" in probe.results[0].output  # student code never runs as root
     finally:
         process.jail_probe.cache_clear()
+
+
+# ------------------------------------------------------------------ the judge's own bounds (issue 11)
+@jailed
+def test_slow_reader_is_given_up_on_at_the_call_deadline(marker):
+    g = grade_text(attack("slow_reader"), LME + ("sample_given_eps_distribution",), timeout=2)
+    assert points(g, "log_mean_exp") == LME_POINTS and points(g, "sample_gaussian") == 0
+    slow = next(r for r in g.results if r.check.function == "sample_gaussian")
+    assert "did not take the request for sample_gaussian within 2.0 s" in slow.output, slow.output
+    # bounded by the deadline, not by a stall timeout (about 2 minutes of steady crawling here)
+    assert slow.elapsed < 20, slow.elapsed
