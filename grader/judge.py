@@ -11,12 +11,20 @@ For each check, in order:
    the function, the property, what went wrong (got / expected), the
    shrunk counterexample and what the student printed in that example
    (the wording and the hints are grader/feedback.py's).
+
+SIGTERM or SIGINT while grading (``stop_on_signals``, which the CLI uses)
+stops at once: the worker is killed, the check that was running and every
+later one fail with the reason, and the checks done so far keep their
+scores, so results.json can still be written.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import random
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
@@ -104,6 +112,55 @@ class Grade:
         return sum(r.check.points for r in self.results)
 
 
+class Interrupted(BaseException):
+    """A signal stopped grading (a BaseException, like WorkerFault: hypothesis must not catch it)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@dataclass
+class StopSignal:
+    """The signal that asked grading to stop (``stop_on_signals``); ``armed`` while a check runs,
+    when the handler raises Interrupted at once instead of only recording the signal."""
+
+    signum: int | None = None
+    armed: bool = False
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signum).name if self.signum else ""
+
+
+STOP = StopSignal()
+
+
+@contextlib.contextmanager
+def stop_on_signals(signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT)):
+    """While in this block, SIGTERM and SIGINT stop grading: ``grade`` ends the running check and
+    skips the rest (``STOP.signum`` says which signal); outside a check, the signal is recorded
+    only, so writing results is never cut short. Yields ``STOP``. Main thread only (else a no-op)."""
+    STOP.signum, STOP.armed = None, False
+    if threading.current_thread() is not threading.main_thread():
+        yield STOP
+        return
+
+    def handler(signum, frame):
+        STOP.signum = STOP.signum or signum
+        if STOP.armed:
+            STOP.armed = False
+            raise Interrupted(signum)
+
+    previous = {s: signal.signal(s, handler) for s in signals}
+    try:
+        yield STOP
+    finally:
+        for s, h in previous.items():
+            if signal.getsignal(s) is handler:  # not wrapped since (the docker sandbox chains to it)
+                signal.signal(s, h)
+
+
 def check_seed(seed: int, assignment_id: str, check_id: str) -> int:
     """One seed per (grading seed, assignment, check), stable across runs and machines."""
     digest = hashlib.sha256(f"{seed}:{assignment_id}:{check_id}".encode()).digest()
@@ -146,11 +203,22 @@ def grade(
     reported = 0  # results already handed to ``progress``
     try:
         for i, c in enumerate(checks):
-            r = run_check(
-                c, client, seed=check_seed(seed, assignment.id, c.id), examples=c.examples or assignment.config.examples,
-                timeout=timeout or c.timeout or limits.timeout_s, shrink=shrink, module=submission.module, source=source,
-                explain=submission.explain,
-            )
+            try:
+                if STOP.signum:
+                    raise Interrupted(STOP.signum)
+                STOP.armed = True
+                r = run_check(
+                    c, client, seed=check_seed(seed, assignment.id, c.id),
+                    examples=c.examples or assignment.config.examples, timeout=timeout or c.timeout or limits.timeout_s,
+                    shrink=shrink, module=submission.module, source=source, explain=submission.explain,
+                )
+            except Interrupted as exc:
+                STOP.armed = False
+                client.close()  # the worker goes now, not after the results are written
+                stopped(result, checks[i:], exc.signum)
+                break
+            finally:
+                STOP.armed = False
             result.results.append(r)
             pending = {x.id for x in checks[i + 1:]}
             apply_requirements(result.results, pins, pending)
@@ -161,11 +229,12 @@ def grade(
                 break
         if client.import_output.strip():
             result.notes.append(f"{submission.module}.py printed when imported:\n{client.import_output.strip()[-1500:]}")
-        status = client.module()
-        if not status.ok:
-            result.problem = submission.explain(f"{submission.module} could not be imported: {status.error}")
-        elif not any(f.split(".")[0] in status.names for f in assignment.config.functions):
-            result.problem = submission.defines_none(assignment.config.functions)
+        if not result.problem:  # else a signal stopped grading, and said so
+            status = client.module()
+            if not status.ok:
+                result.problem = submission.explain(f"{submission.module} could not be imported: {status.error}")
+            elif not any(f.split(".")[0] in status.names for f in assignment.config.functions):
+                result.problem = submission.defines_none(assignment.config.functions)
     finally:
         client.close()
     apply_requirements(result.results, pins)
@@ -174,6 +243,16 @@ def grade(
     add_root_cause_hints(result.results, source)
     result.elapsed = time.monotonic() - started
     return result
+
+
+def stopped(result: Grade, left: list[Check], signum: int) -> None:
+    """``left`` (the check that was running, and the later ones) fail: grading was stopped by ``signum``."""
+    name = signal.Signals(signum).name
+    result.problem = (f"grading was stopped by {name} after {len(result.results)} of "
+                      f"{len(result.results) + len(left)} checks; the checks not run score 0")
+    for c in left:
+        result.results.append(CheckResult(c, False, 0.0, f"not run: grading was stopped by {name} before this "
+                                          "check finished", 0.0, brief=f"not run: grading was stopped by {name}"))
 
 
 def required_checks(checks: list[Check]) -> dict[str, frozenset[str]]:

@@ -11,6 +11,7 @@ import dataclasses
 import glob
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -392,3 +393,69 @@ def test_slow_reader_is_given_up_on_at_the_call_deadline(marker):
     assert "did not take the request for sample_gaussian within 2.0 s" in slow.output, slow.output
     # bounded by the deadline, not by a stall timeout (about 2 minutes of steady crawling here)
     assert slow.elapsed < 20, slow.elapsed
+
+
+def descendants(pid: int) -> set[int]:
+    """Every process below ``pid`` (host pids)."""
+    children: dict[int, list[int]] = {}
+    for stat in glob.glob("/proc/[0-9]*/stat"):
+        try:
+            fields = Path(stat).read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.split("/")[2]))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), ()):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def alive(pids: set[int]) -> set[int]:
+    return {p for p in pids if Path(f"/proc/{p}").exists() and "(Z)" not in _state(p)}
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/status").read_text().split("State:")[1].split("\n")[0]
+    except (OSError, IndexError):
+        return "(Z)"
+
+
+@jailed
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_stopping_the_grader_ends_the_worker_and_keeps_the_checks_done(sig, marker, open_out_dir):
+    out = open_out_dir
+    sub = out.parent.parent / "sub" / "vae.py"
+    sub.parent.mkdir()
+    sub.write_text(attack("hang_until_killed", marker=marker))
+    proc = subprocess.Popen([sys.executable, "-c", "from grader.cli import main; main()", "grade", str(sub),
+                             "--assignment", "hw2_vae", "--out", str(out), "--sandbox", "process", "--quiet",
+                             "--timeout", "300"], cwd=sub.parent, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        assert wait_until(lambda: marker_processes(marker) or proc.poll() is not None, 240)
+        assert proc.poll() is None, proc.communicate()
+        tree = descendants(proc.pid)  # unshare, the namespace shell, setpriv/python (the worker), its child
+        assert len(tree) >= 3, tree
+        proc.send_signal(sig)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert wait_until(lambda: not alive(tree), 10), [Path(f"/proc/{p}/cmdline").read_bytes()[:100] for p in alive(tree)]
+    assert not marker_processes(marker)
+    if sig == signal.SIGKILL:
+        return
+    assert proc.returncode == 128 + sig, (proc.returncode, stderr)
+    assert "stopped by SIGTERM" in stderr and "internal error" not in stderr
+    data = check_results(out, marker)
+    tests = {t["name"].split(":")[0]: [] for t in data["tests"]}
+    for t in data["tests"]:
+        tests[t["name"].split(":")[0]].append(t)
+    lme_public = [t for t in tests["log_mean_exp"] if t["visibility"] == "visible"]
+    assert lme_public and all(t["status"] == "passed" for t in lme_public)  # done before the hang: kept
+    assert data["score"] == sum(t["max_score"] for t in lme_public) > 0
+    stopped = [t for t in data["tests"] if t["output"].startswith("not run: grading was stopped by SIGTERM")]
+    assert stopped[0]["name"].startswith("negative_elbo_bound") and stopped[-1] == data["tests"][-1]
+    assert "stopped by SIGTERM" in data["output"]

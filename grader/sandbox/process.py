@@ -22,6 +22,12 @@ As root, additionally (``unshare`` + ``setpriv``):
   the process group the judge kills, and when it dies the kernel kills
   everything left in the namespace (double-forked, setsid'd or not).
 
+The worker never outlives the grader, even one killed with SIGKILL: the
+process the judge starts gets ``PR_SET_PDEATHSIG`` (SIGKILL when the grader
+dies). Jailed, that process is ``unshare``, whose ``--kill-child`` passes the
+same to the namespace's PID 1; without the jail, ``setpriv --pdeathsig keep``
+carries it across the change of uid (which would clear it).
+
 Root where the jail cannot run (no unshare/setpriv, or a container whose
 seccomp profile refuses namespaces: ``jail_probe`` tries once and caches the
 answer): the worker still drops to its own uid (but shares the network, /tmp
@@ -31,6 +37,7 @@ which ``isolation`` says, and the report shows.
 """
 from __future__ import annotations
 
+import ctypes
 import functools
 import hashlib
 import os
@@ -127,6 +134,26 @@ def jail_probe() -> str:
     return ""
 
 
+_LIBC = ctypes.CDLL(None, use_errno=True)  # loaded here: a forked child must not load libraries
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent: int) -> None:
+    """In a child before exec: SIGKILL when the thread that forked it dies; exit now if the parent is gone."""
+    _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # it died before the prctl: nobody would kill us
+        os._exit(1)
+
+
+@functools.lru_cache(maxsize=None)
+def setpriv_keeps_pdeathsig() -> bool:
+    """Whether this setpriv has ``--pdeathsig`` (util-linux 2.33 and later)."""
+    try:
+        return "--pdeathsig" in subprocess.run(["setpriv", "--help"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
 def can_jail() -> bool:
     """True when the jail works here: root, unshare and setpriv, and the kernel allows the namespaces."""
     return not jail_probe()
@@ -179,9 +206,11 @@ class ProcessSandbox(Sandbox):
         return env
 
     def _drop(self) -> list[str]:
-        """setpriv to the worker's uid: no groups, no capabilities, no way back (``no_new_privs``)."""
+        """setpriv to the worker's uid: no groups, no capabilities, no way back (``no_new_privs``);
+        keeping the parent-death signal the start set, where setpriv can."""
+        keep = ["--pdeathsig", "keep"] if not self.jailed and setpriv_keeps_pdeathsig() else []
         return ["setpriv", f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups",
-                "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs"]
+                "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", *keep]
 
     def command(self, session: Session) -> list[str]:
         python = [sys.executable, "-I", "-c", WORKER_BOOT, str(session.runtime)]
@@ -225,6 +254,7 @@ class ProcessSandbox(Sandbox):
         gpu = self.gpu
         # setpriv drops the uid (inside the namespace when jailed); without it, preexec does
         drop_to = None if self.jailed or shutil.which("setpriv") else self.owner
+        parent = os.getpid()
 
         def apply_limits() -> None:
             mb = 1 << 20
@@ -240,6 +270,7 @@ class ProcessSandbox(Sandbox):
                 os.setgroups([])
                 os.setgid(drop_to[1])
                 os.setuid(drop_to[0])
+            die_with_parent(parent)  # after the uid change, which clears it
 
         proc = subprocess.Popen(
             self.command(session),
