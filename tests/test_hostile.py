@@ -459,3 +459,34 @@ def test_stopping_the_grader_ends_the_worker_and_keeps_the_checks_done(sig, mark
     stopped = [t for t in data["tests"] if t["output"].startswith("not run: grading was stopped by SIGTERM")]
     assert stopped[0]["name"].startswith("negative_elbo_bound") and stopped[-1] == data["tests"][-1]
     assert "stopped by SIGTERM" in data["output"]
+
+
+DEEP = "-" * 100_000 + "1"  # Python's parser gives up on it (MemoryError: parser stack overflow)
+
+
+def test_py_too_deep_for_python_fails_every_check_with_the_reason(tmp_path):
+    """What `grade` runs (api.run_grading, then write_results), in process: no worker starts."""
+    from grader.api import run_grading
+    from grader.results import write_results
+
+    sub = tmp_path / "vae.py"
+    sub.write_text(attack("deep_expression", deep=DEEP))
+    g = run_grading(submission=sub, assignment_id="hw2_vae", hidden=True, sandbox="process")
+    write_results(g, tmp_path / "results.json")
+    data = json.loads((tmp_path / "results.json").read_text())
+    assert data["score"] == 0 and len(data["tests"]) > 0  # honest part: 0 (no Python can import it)
+    assert all("nested too deeply for Python's parser" in t["output"] for t in data["tests"])
+    assert "vae.py could not be read: the code is nested too deeply" in data["output"]
+
+
+@jailed
+def test_notebook_cell_too_deep_for_python_is_skipped_with_a_note():
+    assignment = load_assignment("hw2_vae")
+    text = (HOSTILE / "deep_expression.ipynb").read_text().replace("__DEEP__", DEEP)
+    sub = submission_from_bytes(text.encode(), "vae", functions=assignment.config.functions, name="vae.ipynb")
+    g = grade(assignment, sub, sandbox=make_sandbox(assignment, kind="process"),
+              checks=[c for c in assignment.checks if c.id in LME_BER], shrink=False)
+    assert points(g, "log_mean_exp") == LME_POINTS and points(g, "log_bernoulli_with_logits") == 0
+    assert any("code cell 2 could not be compiled: the code is nested too deeply" in n for n in g.notes), g.notes
+    ber = [r for r in g.results if r.check.function == "log_bernoulli_with_logits"]
+    assert all("code cell 2 is nested too deeply for Python" in r.output for r in ber), ber[0].output
