@@ -262,7 +262,8 @@ class WorkerClient:
         assert self.worker is not None
         deadline = time.monotonic() + timeout
         self.worker.write(protocol.pack_frame(header, tensors), deadline)
-        reply, out = protocol.read_frame(lambda n: self.worker.read_exact(n, deadline), self.max_frame_bytes)
+        reply, out = protocol.read_frame(lambda n: self.worker.read_exact(n, deadline), self.max_frame_bytes,
+                                         protocol.MAX_REPLY_TENSORS)
         text = reply.get("output")
         if isinstance(text, str) and text:
             self.output.append(text[:4000])

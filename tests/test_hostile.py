@@ -516,3 +516,11 @@ def test_root_cause_hints_over_a_complete_call_graph_are_linear():
     lme = [r for r in results if r.check.function == "log_mean_exp"]
     assert all("Hint: log_mean_exp calls log_bernoulli_with_logits, which also fails" in r.output for r in lme)
     assert 0 < Counted.steps <= 4 * size, (Counted.steps, size)  # one walk per failing function, each O(V + E)
+
+
+@jailed
+def test_a_reply_padded_with_tiny_tensors_fails_that_call_before_decoding():
+    g = grade_text(attack("padded_reply"), ("bernoulli_extremes",) + LME)
+    assert points(g, "log_mean_exp") == LME_POINTS and points(g, "log_bernoulli_with_logits") == 0
+    ber = next(r for r in g.results if r.check.function == "log_bernoulli_with_logits")
+    assert "the reply holds more than the 10000 tensors the judge accepts (200" in ber.output, ber.output
