@@ -196,7 +196,8 @@ def grade(
     result.notes = list(submission.notes)
     client = WorkerClient(
         sandbox, submission.files, submission.module, import_timeout=limits.import_timeout_s,
-        max_frame_bytes=limits.max_frame_mb << 20, device=device,
+        max_frame_bytes=limits.max_frame_mb << 20, device=device, max_restarts=limits.max_restarts,
+        import_budget=limits.import_budget_s,
     )
     source = StudentModule.parse(submission.files.get(f"{submission.module}.py", b""), f"{submission.module}.py")
     pins = required_checks(checks)
@@ -340,7 +341,7 @@ def run_check(check: Check, client: WorkerClient, *, seed: int, examples: int, t
     try:
         body(student)
     except WorkerFault as exc:
-        return failed(exc.reason)
+        return failed(exc.reason, brief=exc.brief)
     except StudentError as exc:
         frame = raising_frame(exc, source)
         if is_not_implemented(exc, frame):
@@ -353,7 +354,7 @@ def run_check(check: Check, client: WorkerClient, *, seed: int, examples: int, t
     except Flaky as flaky:  # a failure that did not reproduce when hypothesis replayed it
         inner = getattr(flaky, "exceptions", [flaky])[0]
         if isinstance(inner, WorkerFault):
-            return failed(inner.reason)
+            return failed(inner.reason, brief=inner.brief)
         if isinstance(inner, StudentError):
             what = f"{inner.function} raised {inner.message}"
         else:

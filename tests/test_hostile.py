@@ -20,6 +20,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+import torch
 
 from conftest import ROOT, reference_source
 from grader.api import make_sandbox
@@ -62,12 +63,15 @@ def attack(name: str, **subs: object) -> str:
 
 
 def grade_text(source: str, ids: tuple[str, ...], *, timeout: float | None = None,
-               import_timeout: float | None = None, sandbox=None) -> Grade:
-    """Grade module source in the process sandbox on the checks named ``ids`` (no shrinking)."""
+               import_timeout: float | None = None, sandbox=None, **limits: float) -> Grade:
+    """Grade module source in the process sandbox on the checks named ``ids`` (no shrinking);
+    ``limits``: fields of the assignment's [limits] to change."""
     assignment = load_assignment("hw2_vae")
     if import_timeout is not None:
-        limits = assignment.config.limits.model_copy(update={"import_timeout_s": import_timeout})
-        assignment = dataclasses.replace(assignment, config=assignment.config.model_copy(update={"limits": limits}))
+        limits["import_timeout_s"] = import_timeout
+    if limits:
+        changed = assignment.config.limits.model_copy(update=limits)
+        assignment = dataclasses.replace(assignment, config=assignment.config.model_copy(update={"limits": changed}))
     checks = [c for c in assignment.checks if c.id in ids]
     assert len(checks) == len(ids), ids
     sub = submission_from_bytes(source.encode(), "vae")
@@ -524,3 +528,30 @@ def test_a_reply_padded_with_tiny_tensors_fails_that_call_before_decoding():
     assert points(g, "log_mean_exp") == LME_POINTS and points(g, "log_bernoulli_with_logits") == 0
     ber = next(r for r in g.results if r.check.function == "log_bernoulli_with_logits")
     assert "the reply holds more than the 10000 tensors the judge accepts (200" in ber.output, ber.output
+
+
+@jailed
+def test_restarts_stop_when_the_import_budget_is_spent():
+    g = grade_text(attack("slow_import_crash"), LME_BER, import_budget_s=2)
+    assert g.score == 0
+    died = [r for r in g.results if "the worker died while running" in r.output]
+    skipped = [r for r in g.results if r.output.startswith("skipped: importing vae took")]
+    # 1.5 s per import: two imports at most (one, on a machine so loaded that the first took 2 s)
+    assert len(died) in (1, 2) and len(died) + len(skipped) == len(LME_BER), [r.output for r in g.results]
+    assert all("more than the 2 s one submission gets" in r.output and r.elapsed < 1 for r in skipped)
+    assert {r.brief for r in skipped} == {"skipped: the worker restart budget is spent"}
+
+
+def test_restarts_stop_after_max_restarts():
+    """The count half of the budget, judge-side (no worker starts): a client that restarted its worker
+    max_restarts times fails the next call at once instead of starting another."""
+    from grader.client import ModuleStatus, WorkerClient, WorkerFault
+
+    client = WorkerClient(None, {"vae.py": b""}, "vae", max_restarts=3)  # type: ignore[arg-type]
+    try:
+        client.status, client.restarts = ModuleStatus(True, frozenset({"log_mean_exp"})), 3
+        with pytest.raises(WorkerFault, match="the worker was restarted 3 times") as caught:
+            client.call("log_mean_exp", (torch.zeros(2), 0))
+        assert caught.value.reason.startswith("skipped: ")
+    finally:
+        client.close()
