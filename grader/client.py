@@ -13,7 +13,7 @@ to one of two exceptions:
 """
 from __future__ import annotations
 
-import itertools
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -101,7 +101,6 @@ class WorkerClient:
         self.import_output = ""  # what the module printed when it was first imported
         self.restarts = 0  # workers started after the first
         self.import_seconds = 0.0  # spent importing the module, over every start
-        self._ids = itertools.count(1)
 
     # ---------------------------------------------------------------- lifecycle
     def module(self) -> ModuleStatus:
@@ -223,7 +222,7 @@ class WorkerClient:
         enc = protocol.Encoder()
         header: dict[str, Any] = {
             "op": "call",
-            "id": next(self._ids),
+            "id": int.from_bytes(os.urandom(6), "big"),  # random: a counter would tell the worker which call this is
             "fn": fn,
             "args": enc.encode(list(args)),
             "kwargs": enc.encode(dict(kwargs or {})),

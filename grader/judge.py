@@ -22,6 +22,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import hmac
+import os
 import random
 import signal
 import threading
@@ -167,6 +169,32 @@ def check_seed(seed: int, assignment_id: str, check_id: str) -> int:
     return int.from_bytes(digest[:4], "big")
 
 
+# The per-call seeds the worker gets are keyed with this course secret (environment variable);
+# the default is fixed, so grades are reproducible, and public: set it on the grading host.
+SECRET_ENV = "DGM_COURSE_SECRET"
+DEFAULT_SECRET = b"dgm-grade default course secret"
+
+
+def call_seed_key(files: dict[str, bytes]) -> bytes:
+    """The key of a submission's per-call seeds: the course secret, keyed on the submission's bytes.
+
+    Seeds that student code sees (``torch.initial_seed()`` in the worker) are then a keyed hash:
+    without the secret they cannot be matched to a check, and what one submission learns about
+    them (printed in its feedback, say) says nothing about the seeds of a changed submission.
+    The same submission, seed and secret give the same seeds, so the same grade.
+    """
+    secret = os.environ.get(SECRET_ENV, "").encode() or DEFAULT_SECRET
+    content = hashlib.sha256()
+    for name in sorted(files):
+        content.update(hashlib.sha256(name.encode()).digest() + hashlib.sha256(files[name]).digest())
+    return hmac.new(secret, b"dgm-grade call seeds\0" + content.digest(), hashlib.sha256).digest()
+
+
+def call_seed(key: bytes, seed: int, offset: int) -> int:
+    """The seed the worker gets for a call of a check seeded ``seed``, with ``seed_offset`` ``offset``."""
+    return int.from_bytes(hmac.new(key, f"{seed}:{offset}".encode(), hashlib.sha256).digest()[:4], "big")
+
+
 def grade(
     assignment: Assignment,
     submission: Submission | SubmissionError,
@@ -200,6 +228,7 @@ def grade(
         import_budget=limits.import_budget_s,
     )
     source = StudentModule.parse(submission.files.get(f"{submission.module}.py", b""), f"{submission.module}.py")
+    key = call_seed_key(submission.files)
     pins = required_checks(checks)
     reported = 0  # results already handed to ``progress``
     try:
@@ -211,7 +240,7 @@ def grade(
                 r = run_check(
                     c, client, seed=check_seed(seed, assignment.id, c.id),
                     examples=c.examples or assignment.config.examples, timeout=timeout or c.timeout or limits.timeout_s,
-                    shrink=shrink, module=submission.module, source=source, explain=submission.explain,
+                    shrink=shrink, module=submission.module, source=source, explain=submission.explain, key=key,
                 )
             except Interrupted as exc:
                 STOP.armed = False
@@ -296,11 +325,13 @@ def apply_requirements(results: list[CheckResult], pins: dict[str, frozenset[str
 
 
 def run_check(check: Check, client: WorkerClient, *, seed: int, examples: int, timeout: float, shrink: bool,
-              module: str, source: StudentModule | None = None, explain: Callable[[str], str] = str) -> CheckResult:
+              module: str, source: StudentModule | None = None, explain: Callable[[str], str] = str,
+              key: bytes | None = None) -> CheckResult:
     """Run one check.
 
     ``source``: the student's module as read by the judge (for where errors were raised);
-    ``explain``: rewrites worker tracebacks in terms of the student's file (notebook cells).
+    ``explain``: rewrites worker tracebacks in terms of the student's file (notebook cells);
+    ``key``: of the per-call seeds (``call_seed_key``; default: from the client's files).
     """
     start = time.monotonic()
     if source is None:
@@ -331,7 +362,9 @@ def run_check(check: Check, client: WorkerClient, *, seed: int, examples: int, t
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-    student = Student(client, seed=seed, timeout=timeout)
+    key = call_seed_key(client.files) if key is None else key
+    student = Student(client, seed=seed, timeout=timeout,
+                      call_seed=lambda offset: call_seed(key, seed, offset))
 
     def new_example() -> None:  # what the student printed and returned so far belongs to other examples
         client.take_output()

@@ -555,3 +555,29 @@ def test_restarts_stop_after_max_restarts():
         assert caught.value.reason.startswith("skipped: ")
     finally:
         client.close()
+
+
+def test_call_seeds_are_keyed_by_the_course_secret_and_the_submission(monkeypatch):
+    """Judge-side: what seed_lookup.py computes is right with the default secret (so its sandbox test
+    below shows the secret, not a mistake in the attack, is what stops it), and wrong with another."""
+    from grader.judge import call_seed, call_seed_key, check_seed
+
+    source = attack("seed_lookup").encode()
+    files = {"vae.py": source}
+    namespace: dict = {}
+    exec(compile(source, "seed_lookup", "exec"), namespace)  # the attack's own computation (needs vae.py: absent)
+    base = check_seed(2026, "hw2_vae", "lme_shift")
+    monkeypatch.chdir(Path(__file__).parent / "hostile")  # no vae.py here: it keys on b""
+    assert call_seed(call_seed_key({"vae.py": b""}), base, 0) in namespace["_known_seeds"]()
+    monkeypatch.setenv("DGM_COURSE_SECRET", "a course's own secret")
+    assert call_seed(call_seed_key({"vae.py": b""}), base, 0) not in namespace["_known_seeds"]()
+    # keyed on the submission too: another file, other seeds; the same file, the same seeds
+    assert call_seed(call_seed_key(files), base, 0) != call_seed(call_seed_key({"vae.py": source + b"\n"}), base, 0)
+    assert call_seed(call_seed_key(files), base, 1) == call_seed(call_seed_key(dict(files)), base, 1)
+
+
+@jailed
+def test_the_seed_does_not_tell_student_code_which_check_calls(monkeypatch):
+    monkeypatch.setenv("DGM_COURSE_SECRET", "a course's own secret")
+    g = grade_text(attack("seed_lookup"), LME)
+    assert g.score == 0, [r.output for r in g.results]  # 3 if it could tell (the old seeds, or the default secret)
