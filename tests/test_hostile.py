@@ -581,3 +581,37 @@ def test_the_seed_does_not_tell_student_code_which_check_calls(monkeypatch):
     monkeypatch.setenv("DGM_COURSE_SECRET", "a course's own secret")
     g = grade_text(attack("seed_lookup"), LME)
     assert g.score == 0, [r.output for r in g.results]  # 3 if it could tell (the old seeds, or the default secret)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="worker uids are claimed as root only")
+def test_graders_at_once_never_share_a_worker_uid(monkeypatch):
+    """Without namespaces (the fallback), a worker reaches every process of its uid: two graders must never
+    give theirs one uid. The old scheme gave slots 4000 apart the same uid."""
+    from grader.client import WorkerClient
+    from grader.sandbox import process
+
+    limits = load_assignment("hw2_vae").config.limits.sandbox_limits()
+    slot = 2000 + os.getpid() % 1000
+    boxes = [ProcessSandbox(limits, slot=s) for s in (slot, slot, slot + 4000)]
+    other = subprocess.run([sys.executable, "-c", "from grader.sandbox.process import ProcessSandbox, Limits\n"
+                            f"print(ProcessSandbox(Limits(), slot={slot}).uid)"], capture_output=True, text=True)
+    uids = [b.uid for b in boxes] + [int(other.stdout)]
+    assert len(set(uids)) == 4, uids  # a grader running at the same time claims another one too
+    for b in boxes[1:]:
+        b.close()
+    monkeypatch.setattr(process, "PROBE", ["sh", "-c", "echo 'unshare: Operation not permitted' >&2; exit 1"])
+    process.jail_probe.cache_clear()
+    try:
+        victim_box, attacker_box = ProcessSandbox(limits, slot=slot), ProcessSandbox(limits, slot=slot + 4000)
+        assert not victim_box.jailed and victim_box.uid != attacker_box.uid
+        victim = WorkerClient(victim_box, {"vae.py": REFERENCE.encode()}, "vae")
+        try:
+            assert victim.module().ok
+            g = grade_text(attack("kill_same_uid"), LME[:1], sandbox=attacker_box)
+            assert g.score == 0 and not g.problem
+            assert float(victim.call("log_mean_exp", (torch.zeros(3), 0)).value) == 0.0  # still the same worker
+            assert victim.restarts == 0
+        finally:
+            victim.close()
+    finally:
+        process.jail_probe.cache_clear()

@@ -34,10 +34,19 @@ answer): the worker still drops to its own uid (but shares the network, /tmp
 and the process table), which ``isolation`` says, with the reason.
 Not root (a student's laptop, Colab): the worker runs as the calling user,
 which ``isolation`` says, and the report shows.
+
+Worker uids (as root): each sandbox claims one of UID_COUNT uids from
+UID_BASE for its life, so graders running at once never share one (a
+shared uid would let one submission signal or read another's worker). A
+claim is an exclusive ``flock`` on ``/var/lib/dgm-grade/uids/<uid>.lock``
+(root's only), held open until ``close`` or the grader's exit (the kernel
+drops it even after SIGKILL); a uid any process still runs as is skipped.
+The search starts at the slot (default: the grader's pid) and wraps around.
 """
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import functools
 import hashlib
 import os
@@ -49,7 +58,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .base import ROOT_SESSIONS, WORKER_BOOT, Limits, PipeWorker, Sandbox, Session, WorkerHandle
+from .base import ROOT_SESSIONS, WORKER_BOOT, Limits, PipeWorker, Sandbox, SandboxUnavailable, Session, WorkerHandle
 
 # Grader directories a jailed worker must not see (covered by tmpfs).
 _PROJECT = Path(__file__).resolve().parents[2]
@@ -154,6 +163,41 @@ def setpriv_keeps_pdeathsig() -> bool:
         return False
 
 
+UID_BASE, UID_COUNT = 61000, 4000
+UIDS_DIR = ROOT_SESSIONS.parent / "uids"
+
+
+def uids_in_use() -> set[int]:
+    """The real uids of every process on the host."""
+    found = set()
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            line = next(ln for ln in status.read_text().splitlines() if ln.startswith("Uid:"))
+            found.add(int(line.split()[1]))
+        except (OSError, StopIteration, ValueError, IndexError):
+            continue
+    return found
+
+
+def claim_uid(slot: int) -> tuple[int, int]:
+    """(uid, the fd holding its lock): the first free worker uid from ``slot`` on (see the module docstring)."""
+    UIDS_DIR.parent.mkdir(mode=0o711, exist_ok=True)
+    UIDS_DIR.mkdir(mode=0o700, exist_ok=True)
+    busy = uids_in_use()
+    for i in range(UID_COUNT):
+        uid = UID_BASE + (slot + i) % UID_COUNT
+        if uid in busy:
+            continue
+        fd = os.open(UIDS_DIR / f"{uid}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            continue
+        return uid, fd
+    raise SandboxUnavailable(f"all {UID_COUNT} worker uids from {UID_BASE} are in use")
+
+
 def can_jail() -> bool:
     """True when the jail works here: root, unshare and setpriv, and the kernel allows the namespaces."""
     return not jail_probe()
@@ -163,10 +207,24 @@ class ProcessSandbox(Sandbox):
     name = "process"
 
     def __init__(self, limits: Limits, *, gpu: bool = False, slot: int | None = None) -> None:
+        self._uid_lock: int | None = None
         self.limits = limits
         self.gpu = gpu
         self.jailed = can_jail()
-        self.uid = 61000 + (os.getpid() if slot is None else slot) % 4000
+        slot = os.getpid() if slot is None else slot
+        if os.geteuid() == 0:
+            self.uid, self._uid_lock = claim_uid(slot)
+        else:  # the worker runs as us: the uid is not used
+            self.uid = UID_BASE + slot % UID_COUNT
+
+    def close(self) -> None:
+        """Give the worker uid back (idempotent; also at exit, however the grader ends)."""
+        if self._uid_lock is not None:
+            os.close(self._uid_lock)
+            self._uid_lock = None
+
+    def __del__(self) -> None:
+        self.close()
 
     @property
     def isolation(self) -> str:
