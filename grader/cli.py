@@ -18,8 +18,8 @@ from rich.markup import escape
 
 from . import api, report, results
 from .assignment import assignment_ids, load_assignment
-from .judge import stop_on_signals
 from .config import ConfigError
+from .judge import stop_on_signals
 from .sandbox.base import SandboxUnavailable
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,

@@ -124,11 +124,12 @@ class Interrupted(BaseException):
 
 @dataclass
 class StopSignal:
-    """The signal that asked grading to stop (``stop_on_signals``); ``armed`` while a check runs,
-    when the handler raises Interrupted at once instead of only recording the signal."""
+    """The signal that asked grading to stop (``stop_on_signals``, while ``active``); ``armed`` while a
+    check runs, when the handler raises Interrupted at once instead of only recording the signal."""
 
     signum: int | None = None
     armed: bool = False
+    active: bool = False
 
     @property
     def name(self) -> str:
@@ -147,6 +148,7 @@ def stop_on_signals(signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT)):
     if threading.current_thread() is not threading.main_thread():
         yield STOP
         return
+    STOP.active = True
 
     def handler(signum, frame):
         STOP.signum = STOP.signum or signum
@@ -158,6 +160,7 @@ def stop_on_signals(signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT)):
     try:
         yield STOP
     finally:
+        STOP.active = False  # signum stays, for the caller to read
         for s, h in previous.items():
             if signal.getsignal(s) is handler:  # not wrapped since (the docker sandbox chains to it)
                 signal.signal(s, h)
@@ -234,7 +237,7 @@ def grade(
     try:
         for i, c in enumerate(checks):
             try:
-                if STOP.signum:
+                if STOP.active and STOP.signum:  # came between two checks
                     raise Interrupted(STOP.signum)
                 STOP.armed = True
                 r = run_check(
@@ -243,7 +246,6 @@ def grade(
                     shrink=shrink, module=submission.module, source=source, explain=submission.explain, key=key,
                 )
             except Interrupted as exc:
-                STOP.armed = False
                 client.close()  # the worker goes now, not after the results are written
                 stopped(result, checks[i:], exc.signum)
                 break
