@@ -119,8 +119,11 @@ class Student:
     check's own code can say which output it could not use.
     """
 
-    def __init__(self, client: WorkerClient, *, seed: int, timeout: float) -> None:
+    def __init__(self, client: WorkerClient, *, seed: int, timeout: float,
+                 call_seed: Callable[[int], int] | None = None) -> None:
         self._client, self._seed, self._timeout = client, seed, timeout
+        # seed_offset -> the seed the worker gets (judge.call_seed: a keyed hash that does not tell the check)
+        self._call_seed = call_seed or (lambda offset: (seed + offset) % 2**32)
         self.last_call: Call | None = None
 
     def __repr__(self) -> str:
@@ -164,7 +167,7 @@ class Student:
         """
         result = self._client.call(
             fn, args, kwargs, wrt=wrt, output=output, cotangent=cotangent, return_inputs=return_inputs,
-            seed=(self._seed + seed_offset) % 2**32, default_dtype=default_dtype, timeout=self._timeout,
+            seed=self._call_seed(seed_offset), default_dtype=default_dtype, timeout=self._timeout,
         )
         # on a GPU the judge still compares on the CPU; outputs must be on the inputs' device, while a
         # function with no floating-point tensor inputs (a schedule from T, masks from sizes and an

@@ -2,7 +2,10 @@
 
 Exit codes (../shared/spec/grader_interface.md): check 0 = full marks, 1 =
 anything less; grade 0 whenever results.json was written; 2 = unusable
-command. No user-facing error shows a traceback from our code.
+command. No user-facing error shows a traceback from our code. SIGTERM or
+SIGINT while grading: the worker is killed, the checks done so far are
+reported (``grade`` writes them to results.json, with the reason), and the
+exit code is 128 + the signal's number, as a shell reports a killed command.
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from rich.markup import escape
 from . import api, report, results
 from .assignment import assignment_ids, load_assignment
 from .config import ConfigError
+from .judge import stop_on_signals
 from .sandbox.base import SandboxUnavailable
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
@@ -37,11 +41,13 @@ def check(
 ) -> None:
     """Self-check: run the public checks and print a readable report."""
     console.print(f"[bold]dgm-grade check[/] {escape(str(submission))}")
-    grade = api.run_grading(
-        submission=submission, assignment_id=assignment, hidden=False, sandbox=_sandbox(sandbox), gpu=gpu,
-        seed=seed, timeout=timeout, progress=report.ProgressLines(console),
-    )
-    report.print_report(console, grade)
+    with stop_on_signals() as stop:
+        grade = api.run_grading(
+            submission=submission, assignment_id=assignment, hidden=False, sandbox=_sandbox(sandbox), gpu=gpu,
+            seed=seed, timeout=timeout, progress=report.ProgressLines(console),
+        )
+        report.print_report(console, grade)
+    _exit_if_stopped(stop)
     raise typer.Exit(0 if grade.score == grade.max_score and not grade.problem else 1)
 
 
@@ -76,12 +82,14 @@ def grade_cmd(
             console.print(escape(f"{submission}: over the daily limit of {limit}, not graded -> {out}"))
             return
     progress = None if quiet else report.ProgressLines(console)
-    grade = api.run_grading(submission=submission, assignment_id=assignment, hidden=True, sandbox=_sandbox(sandbox),
-                            gpu=gpu, seed=seed, timeout=timeout, progress=progress)
-    results.write_results(grade, out, extra=extra)
-    if not quiet:
-        report.print_report(console, grade)
-    console.print(escape(f"{submission}: {grade.score:g} / {grade.max_score:g} -> {out}"))
+    with stop_on_signals() as stop:
+        grade = api.run_grading(submission=submission, assignment_id=assignment, hidden=True,
+                                sandbox=_sandbox(sandbox), gpu=gpu, seed=seed, timeout=timeout, progress=progress)
+        results.write_results(grade, out, extra=extra)
+        if not quiet:
+            report.print_report(console, grade)
+        console.print(escape(f"{submission}: {grade.score:g} / {grade.max_score:g} -> {out}"))
+    _exit_if_stopped(stop, f"; the checks done so far are in {out}")
 
 
 @app.command("list")
@@ -197,6 +205,13 @@ def image_build(
     except (RuntimeError, OSError, DockerException) as exc:
         raise SandboxUnavailable(f"could not build the image: {exc}") from None
     console.print(escape(f"built {built}"))
+
+
+def _exit_if_stopped(stop, written: str = "") -> None:
+    """Exit 128 + the signal's number when a signal stopped grading (after the results were written)."""
+    if stop.signum:
+        err.print(escape(f"dgm-grade: stopped by {stop.name}{written}"))
+        raise typer.Exit(128 + stop.signum)
 
 
 def _sandbox(kind: str) -> api.SandboxKind:

@@ -13,14 +13,14 @@ to one of two exceptions:
 """
 from __future__ import annotations
 
-import itertools
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-from .sandbox.base import Sandbox, Session, WorkerGone, WorkerHandle, WorkerTimeout
+from .sandbox.base import RequestStalled, Sandbox, Session, WorkerGone, WorkerHandle, WorkerTimeout
 from .worker import protocol
 
 
@@ -37,11 +37,14 @@ class StudentError(Exception):
 
 
 class WorkerFault(BaseException):
-    """The worker hung, died or broke the protocol while running ``function``."""
+    """The worker hung, died or broke the protocol while running ``function``.
 
-    def __init__(self, function: str, reason: str) -> None:
+    ``brief``: one line when the reason is about the whole submission (the report groups those).
+    """
+
+    def __init__(self, function: str, reason: str, brief: str = "") -> None:
         super().__init__(reason)
-        self.function, self.reason = function, reason
+        self.function, self.reason, self.brief = function, reason, brief
 
 
 @dataclass
@@ -83,9 +86,12 @@ class WorkerClient:
         import_timeout: float = 60.0,
         max_frame_bytes: int = 256 << 20,
         device: str = "cpu",
+        max_restarts: int = 20,
+        import_budget: float = 180.0,
     ) -> None:
         self.sandbox, self.files, self.module_name = sandbox, files, module_name
         self.import_timeout = import_timeout
+        self.max_restarts, self.import_budget = max_restarts, import_budget
         self.max_frame_bytes = max_frame_bytes
         self.device = device
         self.session = Session(files)
@@ -94,8 +100,8 @@ class WorkerClient:
         self.timed_out: dict[str, str] = {}  # function -> reason; its later checks fail without running
         self.output: list[str] = []  # what the student printed, since the last take_output()
         self.import_output = ""  # what the module printed when it was first imported
-        self.restarts = 0
-        self._ids = itertools.count(1)
+        self.restarts = 0  # workers started after the first
+        self.import_seconds = 0.0  # spent importing the module, over every start
 
     # ---------------------------------------------------------------- lifecycle
     def module(self) -> ModuleStatus:
@@ -108,6 +114,8 @@ class WorkerClient:
     def _start(self) -> None:
         if self.worker is not None:
             self.worker.kill()
+        if self.status is not None:  # a restart: the last worker may have changed its files
+            self.restarts += 1
             self.session.reset_work(self.files, getattr(self.sandbox, "owner", None))
         try:
             self.worker = self.sandbox.start(self.session)
@@ -123,6 +131,7 @@ class WorkerClient:
             self.status = ModuleStatus(False, error=f"the grading worker did not start within {STARTUP_TIMEOUT} s "
                                        f"({type(exc).__name__}); this is not your code's fault: ask your TA")
             return
+        started = time.monotonic()
         try:
             reply, _ = self._exchange({"op": "load", "module": self.module_name}, {}, self.import_timeout)
         except WorkerTimeout:
@@ -138,6 +147,8 @@ class WorkerClient:
             self.status = ModuleStatus(False, error=f"the worker died while importing {self.module_name} ({exc}): "
                                        "does the module call os._exit, crash, or exhaust memory at import?")
             return
+        finally:
+            self.import_seconds += time.monotonic() - started
         printed = self.take_output()  # kept apart: it belongs to no check
         if self.status is None:  # the first import (a restart imports, and prints, again)
             self.import_output = printed
@@ -149,6 +160,18 @@ class WorkerClient:
             self.status = ModuleStatus(False, error=str(reply.get("error", "import failed"))[:500],
                                        traceback=str(reply.get("traceback", ""))[-3000:])
             self._kill()
+
+    def restart_budget_spent(self) -> str:
+        """Why no further worker may start for this submission ("" while it may): each restart imports
+        the module again, so a slow import and a crash in every call would otherwise cost an import per check."""
+        if self.restarts >= self.max_restarts:
+            return (f"the worker was restarted {self.restarts} times after crashes, timeouts or bad replies, the most "
+                    "one submission gets; the remaining checks are not run")
+        if self.import_seconds >= self.import_budget:
+            return (f"importing {self.module_name} took {self.import_seconds:.1f} s over {self.restarts + 1} starts of "
+                    f"the worker, more than the {self.import_budget:g} s one submission gets; the remaining checks are "
+                    "not run")
+        return ""
 
     def _kill(self) -> None:
         if self.worker is not None:
@@ -191,13 +214,16 @@ class WorkerClient:
         if not status.ok:
             raise StudentError(fn, f"the submission could not be imported: {status.error}", status.traceback)
         if self.worker is None:
+            spent = self.restart_budget_spent()
+            if spent:
+                raise WorkerFault(fn, f"skipped: {spent}", brief="skipped: the worker restart budget is spent")
             self._start()
             if not self.status or not self.status.ok:
                 raise WorkerFault(fn, f"the worker could not be restarted: {self.status.error if self.status else ''}")
         enc = protocol.Encoder()
         header: dict[str, Any] = {
             "op": "call",
-            "id": next(self._ids),
+            "id": int.from_bytes(os.urandom(6), "big"),  # random: a counter would tell the worker which call this is
             "fn": fn,
             "args": enc.encode(list(args)),
             "kwargs": enc.encode(dict(kwargs or {})),
@@ -214,6 +240,12 @@ class WorkerClient:
             header["grad"] = grad
         try:
             reply, tensors = self._exchange(header, enc.tensors, timeout)
+        except RequestStalled:
+            self._kill()
+            reason = (f"the worker did not take the request for {fn} within {timeout:.1f} s: it reads it too slowly "
+                      "(does the module replace how the grader's worker reads?); its remaining checks are skipped")
+            self.timed_out[owner] = reason
+            raise WorkerFault(fn, reason) from None
         except WorkerTimeout:
             self._kill()
             reason = f"{fn} did not finish within {timeout:.1f} s (its remaining checks are skipped)"
@@ -221,11 +253,9 @@ class WorkerClient:
             raise WorkerFault(fn, reason) from None
         except WorkerGone:
             self._kill()
-            self.restarts += 1
             raise WorkerFault(fn, f"the worker died while running {fn} (crash, os._exit or memory limit)") from None
         except protocol.ProtocolError as exc:
             self._kill()
-            self.restarts += 1
             raise WorkerFault(fn, f"the worker's reply to {fn} was malformed: {exc}") from None
         if reply.get("id") != header["id"]:
             self._kill()
@@ -253,10 +283,12 @@ class WorkerClient:
         )
 
     def _exchange(self, header: dict, tensors: dict, timeout: float) -> tuple[dict, dict]:
+        """Send one request and read its reply, both within ``timeout`` seconds."""
         assert self.worker is not None
         deadline = time.monotonic() + timeout
-        self.worker.write(protocol.pack_frame(header, tensors))
-        reply, out = protocol.read_frame(lambda n: self.worker.read_exact(n, deadline), self.max_frame_bytes)
+        self.worker.write(protocol.pack_frame(header, tensors), deadline)
+        reply, out = protocol.read_frame(lambda n: self.worker.read_exact(n, deadline), self.max_frame_bytes,
+                                         protocol.MAX_REPLY_TENSORS)
         text = reply.get("output")
         if isinstance(text, str) and text:
             self.output.append(text[:4000])

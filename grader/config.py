@@ -34,6 +34,10 @@ class LimitsConfig(BaseModel):
     processes: int = Field(256, ge=8, description="processes and threads of the worker user")
     tmpfs_mb: int = Field(64, gt=0)
     max_frame_mb: int = Field(256, gt=0, description="largest reply the judge accepts")
+    max_restarts: int = Field(20, ge=0, description="worker restarts per submission (after a crash, a timeout or a "
+                              "bad reply); then its remaining checks fail at once")
+    import_budget_s: float = Field(180.0, gt=0, description="seconds all imports of the module may take together "
+                                   "(the first and every restart's); then its remaining checks fail at once")
 
     def sandbox_limits(self) -> Limits:
         return Limits(

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
 from .compare import describe, hanging
+from .pysource import parse
 
 if TYPE_CHECKING:
     from .checks import Call
@@ -166,8 +167,8 @@ class StudentModule:
         """Top-level functions and classes (and classes' methods) with their lines and the names they use."""
         module = cls(file)
         try:
-            tree = ast.parse(source)
-        except (SyntaxError, ValueError):
+            tree = parse(source, file)
+        except (SyntaxError, ValueError):  # TooComplex included
             return module
         for node in tree.body:
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):

@@ -11,12 +11,22 @@ For each check, in order:
    the function, the property, what went wrong (got / expected), the
    shrunk counterexample and what the student printed in that example
    (the wording and the hints are grader/feedback.py's).
+
+SIGTERM or SIGINT while grading (``stop_on_signals``, which the CLI uses)
+stops at once: the worker is killed, the check that was running and every
+later one fail with the reason, and the checks done so far keep their
+scores, so results.json can still be written.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
+import hmac
+import os
 import random
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
@@ -104,10 +114,88 @@ class Grade:
         return sum(r.check.points for r in self.results)
 
 
+class Interrupted(BaseException):
+    """A signal stopped grading (a BaseException, like WorkerFault: hypothesis must not catch it)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@dataclass
+class StopSignal:
+    """The signal that asked grading to stop (``stop_on_signals``, while ``active``); ``armed`` while a
+    check runs, when the handler raises Interrupted at once instead of only recording the signal."""
+
+    signum: int | None = None
+    armed: bool = False
+    active: bool = False
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signum).name if self.signum else ""
+
+
+STOP = StopSignal()
+
+
+@contextlib.contextmanager
+def stop_on_signals(signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT)):
+    """While in this block, SIGTERM and SIGINT stop grading: ``grade`` ends the running check and
+    skips the rest (``STOP.signum`` says which signal); outside a check, the signal is recorded
+    only, so writing results is never cut short. Yields ``STOP``. Main thread only (else a no-op)."""
+    STOP.signum, STOP.armed = None, False
+    if threading.current_thread() is not threading.main_thread():
+        yield STOP
+        return
+    STOP.active = True
+
+    def handler(signum, frame):
+        STOP.signum = STOP.signum or signum
+        if STOP.armed:
+            STOP.armed = False
+            raise Interrupted(signum)
+
+    previous = {s: signal.signal(s, handler) for s in signals}
+    try:
+        yield STOP
+    finally:
+        STOP.active = False  # signum stays, for the caller to read
+        for s, h in previous.items():
+            if signal.getsignal(s) is handler:  # not wrapped since (the docker sandbox chains to it)
+                signal.signal(s, h)
+
+
 def check_seed(seed: int, assignment_id: str, check_id: str) -> int:
     """One seed per (grading seed, assignment, check), stable across runs and machines."""
     digest = hashlib.sha256(f"{seed}:{assignment_id}:{check_id}".encode()).digest()
     return int.from_bytes(digest[:4], "big")
+
+
+# The per-call seeds the worker gets are keyed with this course secret (environment variable);
+# the default is fixed, so grades are reproducible, and public: set it on the grading host.
+SECRET_ENV = "DGM_COURSE_SECRET"
+DEFAULT_SECRET = b"dgm-grade default course secret"
+
+
+def call_seed_key(files: dict[str, bytes]) -> bytes:
+    """The key of a submission's per-call seeds: the course secret, keyed on the submission's bytes.
+
+    Seeds that student code sees (``torch.initial_seed()`` in the worker) are then a keyed hash:
+    without the secret they cannot be matched to a check, and what one submission learns about
+    them (printed in its feedback, say) says nothing about the seeds of a changed submission.
+    The same submission, seed and secret give the same seeds, so the same grade.
+    """
+    secret = os.environ.get(SECRET_ENV, "").encode() or DEFAULT_SECRET
+    content = hashlib.sha256()
+    for name in sorted(files):
+        content.update(hashlib.sha256(name.encode()).digest() + hashlib.sha256(files[name]).digest())
+    return hmac.new(secret, b"dgm-grade call seeds\0" + content.digest(), hashlib.sha256).digest()
+
+
+def call_seed(key: bytes, seed: int, offset: int) -> int:
+    """The seed the worker gets for a call of a check seeded ``seed``, with ``seed_offset`` ``offset``."""
+    return int.from_bytes(hmac.new(key, f"{seed}:{offset}".encode(), hashlib.sha256).digest()[:4], "big")
 
 
 def grade(
@@ -139,18 +227,30 @@ def grade(
     result.notes = list(submission.notes)
     client = WorkerClient(
         sandbox, submission.files, submission.module, import_timeout=limits.import_timeout_s,
-        max_frame_bytes=limits.max_frame_mb << 20, device=device,
+        max_frame_bytes=limits.max_frame_mb << 20, device=device, max_restarts=limits.max_restarts,
+        import_budget=limits.import_budget_s,
     )
     source = StudentModule.parse(submission.files.get(f"{submission.module}.py", b""), f"{submission.module}.py")
+    key = call_seed_key(submission.files)
     pins = required_checks(checks)
     reported = 0  # results already handed to ``progress``
     try:
         for i, c in enumerate(checks):
-            r = run_check(
-                c, client, seed=check_seed(seed, assignment.id, c.id), examples=c.examples or assignment.config.examples,
-                timeout=timeout or c.timeout or limits.timeout_s, shrink=shrink, module=submission.module, source=source,
-                explain=submission.explain,
-            )
+            try:
+                if STOP.active and STOP.signum:  # came between two checks
+                    raise Interrupted(STOP.signum)
+                STOP.armed = True
+                r = run_check(
+                    c, client, seed=check_seed(seed, assignment.id, c.id),
+                    examples=c.examples or assignment.config.examples, timeout=timeout or c.timeout or limits.timeout_s,
+                    shrink=shrink, module=submission.module, source=source, explain=submission.explain, key=key,
+                )
+            except Interrupted as exc:
+                client.close()  # the worker goes now, not after the results are written
+                stopped(result, checks[i:], exc.signum)
+                break
+            finally:
+                STOP.armed = False
             result.results.append(r)
             pending = {x.id for x in checks[i + 1:]}
             apply_requirements(result.results, pins, pending)
@@ -161,11 +261,12 @@ def grade(
                 break
         if client.import_output.strip():
             result.notes.append(f"{submission.module}.py printed when imported:\n{client.import_output.strip()[-1500:]}")
-        status = client.module()
-        if not status.ok:
-            result.problem = submission.explain(f"{submission.module} could not be imported: {status.error}")
-        elif not any(f.split(".")[0] in status.names for f in assignment.config.functions):
-            result.problem = submission.defines_none(assignment.config.functions)
+        if not result.problem:  # else a signal stopped grading, and said so
+            status = client.module()
+            if not status.ok:
+                result.problem = submission.explain(f"{submission.module} could not be imported: {status.error}")
+            elif not any(f.split(".")[0] in status.names for f in assignment.config.functions):
+                result.problem = submission.defines_none(assignment.config.functions)
     finally:
         client.close()
     apply_requirements(result.results, pins)
@@ -174,6 +275,16 @@ def grade(
     add_root_cause_hints(result.results, source)
     result.elapsed = time.monotonic() - started
     return result
+
+
+def stopped(result: Grade, left: list[Check], signum: int) -> None:
+    """``left`` (the check that was running, and the later ones) fail: grading was stopped by ``signum``."""
+    name = signal.Signals(signum).name
+    result.problem = (f"grading was stopped by {name} after {len(result.results)} of "
+                      f"{len(result.results) + len(left)} checks; the checks not run score 0")
+    for c in left:
+        result.results.append(CheckResult(c, False, 0.0, f"not run: grading was stopped by {name} before this "
+                                          "check finished", 0.0, brief=f"not run: grading was stopped by {name}"))
 
 
 def required_checks(checks: list[Check]) -> dict[str, frozenset[str]]:
@@ -216,11 +327,13 @@ def apply_requirements(results: list[CheckResult], pins: dict[str, frozenset[str
 
 
 def run_check(check: Check, client: WorkerClient, *, seed: int, examples: int, timeout: float, shrink: bool,
-              module: str, source: StudentModule | None = None, explain: Callable[[str], str] = str) -> CheckResult:
+              module: str, source: StudentModule | None = None, explain: Callable[[str], str] = str,
+              key: bytes | None = None) -> CheckResult:
     """Run one check.
 
     ``source``: the student's module as read by the judge (for where errors were raised);
-    ``explain``: rewrites worker tracebacks in terms of the student's file (notebook cells).
+    ``explain``: rewrites worker tracebacks in terms of the student's file (notebook cells);
+    ``key``: of the per-call seeds (``call_seed_key``; default: from the client's files).
     """
     start = time.monotonic()
     if source is None:
@@ -251,7 +364,9 @@ def run_check(check: Check, client: WorkerClient, *, seed: int, examples: int, t
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-    student = Student(client, seed=seed, timeout=timeout)
+    key = call_seed_key(client.files) if key is None else key
+    student = Student(client, seed=seed, timeout=timeout,
+                      call_seed=lambda offset: call_seed(key, seed, offset))
 
     def new_example() -> None:  # what the student printed and returned so far belongs to other examples
         client.take_output()
@@ -261,7 +376,7 @@ def run_check(check: Check, client: WorkerClient, *, seed: int, examples: int, t
     try:
         body(student)
     except WorkerFault as exc:
-        return failed(exc.reason)
+        return failed(exc.reason, brief=exc.brief)
     except StudentError as exc:
         frame = raising_frame(exc, source)
         if is_not_implemented(exc, frame):
@@ -274,7 +389,7 @@ def run_check(check: Check, client: WorkerClient, *, seed: int, examples: int, t
     except Flaky as flaky:  # a failure that did not reproduce when hypothesis replayed it
         inner = getattr(flaky, "exceptions", [flaky])[0]
         if isinstance(inner, WorkerFault):
-            return failed(inner.reason)
+            return failed(inner.reason, brief=inner.brief)
         if isinstance(inner, StudentError):
             what = f"{inner.function} raised {inner.message}"
         else:

@@ -43,6 +43,8 @@ from typing import Iterable
 
 import nbformat
 
+from .pysource import PARSER_LIMITS, TooComplex, parse
+
 RUN_CELL_MAGICS = {"time", "capture"}  # cell magics whose body Jupyter runs in the notebook's namespace
 RUN_LINE_MAGICS = {"time"}  # line magics whose argument Jupyter runs as a statement
 HELP_MAGICS = {"pinfo", "pinfo2", "psearch"}
@@ -296,12 +298,17 @@ class _Converter:
             return
         python = "\n".join(lines) + "\n"
         try:
-            tree = ast.parse(python)
-            compile(python, "<cell>", "exec", dont_inherit=True)
+            tree = parse(python, "<cell>", compile_too=True)
+        except TooComplex as exc:  # nesting too deep for Python's parser: Jupyter could not run it either
+            self.note(origins[0], f"code cell {origins[0].cell} could not be compiled: {exc.msg}; the whole cell "
+                                  "was skipped")
+            self.dropped_binding(_names_in_broken_code(o.text for o in origins),
+                                 f"code cell {origins[0].cell} is nested too deeply for Python, so it did not run")
+            return
         except SyntaxError as exc:
             self.syntax_error(exc, lines, line_origin, origins)
             return
-        except (ValueError, RecursionError) as exc:  # a null byte; nesting too deep for the compiler
+        except ValueError as exc:  # a null byte
             self.note(origins[0], f"code cell {origins[0].cell} could not be compiled ({type(exc).__name__}: "
                                   f"{str(exc)[:100]}); the whole cell was skipped")
             return
@@ -365,7 +372,7 @@ class _Converter:
         for stmt in self.statements:
             try:
                 stmt.binds, stmt.loads, stmt.sets_globals = _scope_names(stmt.text)
-            except (SyntaxError, ValueError, RecursionError):  # compiled within its cell; not alone: bind nothing
+            except (SyntaxError, ValueError, *PARSER_LIMITS):  # compiled within its cell; not alone: bind nothing
                 pass
             stmt.mutates = _mutated_roots(stmt.node)
         imported = {n for s in self.statements if s.is_import for n in s.binds}

@@ -30,6 +30,7 @@ from pathlib import Path, PurePosixPath
 from typing import Iterable
 
 from .notebook import Converted, NotebookError, Origin, convert_notebook
+from .pysource import TooComplex, parse
 
 MAX_FILE_BYTES = 5 << 20  # a .py, a helper file, the code extracted from a notebook
 MAX_NOTEBOOK_BYTES = 64 << 20  # a whole .ipynb: outputs (plots, images) included
@@ -93,7 +94,7 @@ class Submission:
     def defines_none(self, functions: Iterable[str]) -> str:
         """The problem when the module defines none of the assignment's functions."""
         try:
-            tree = ast.parse(self.files.get(f"{self.module}.py", b""))
+            tree = parse(self.files.get(f"{self.module}.py", b""))
             defined = [n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
         except (SyntaxError, ValueError):
             defined = []
@@ -190,15 +191,18 @@ def _from_files(files: dict[str, bytes], module: str, functions: Iterable[str] |
         out[f"{module}.py"] = code
     else:
         _check_size(chosen, len(data), MAX_FILE_BYTES)
-        if _is_empty(data):
+        if _is_empty(data, chosen):
             raise SubmissionError(f"{chosen} is an empty file" + (" (only comments)" if data.strip() else ""))
         out[f"{module}.py"] = data
     return sub
 
 
-def _is_empty(data: bytes) -> bool:
+def _is_empty(data: bytes, name: str) -> bool:
+    """No statement but comments; SubmissionError when Python could not even parse it (too deeply nested)."""
     try:
-        return not ast.parse(data).body
+        return not parse(data, name).body
+    except TooComplex as exc:
+        raise SubmissionError(f"{name} could not be read: {exc.msg}") from None
     except (SyntaxError, ValueError):
         return False  # not Python: the import says why
 

@@ -11,6 +11,7 @@ import dataclasses
 import glob
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -19,6 +20,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+import torch
 
 from conftest import ROOT, reference_source
 from grader.api import make_sandbox
@@ -61,12 +63,15 @@ def attack(name: str, **subs: object) -> str:
 
 
 def grade_text(source: str, ids: tuple[str, ...], *, timeout: float | None = None,
-               import_timeout: float | None = None, sandbox=None) -> Grade:
-    """Grade module source in the process sandbox on the checks named ``ids`` (no shrinking)."""
+               import_timeout: float | None = None, sandbox=None, **limits: float) -> Grade:
+    """Grade module source in the process sandbox on the checks named ``ids`` (no shrinking);
+    ``limits``: fields of the assignment's [limits] to change."""
     assignment = load_assignment("hw2_vae")
     if import_timeout is not None:
-        limits = assignment.config.limits.model_copy(update={"import_timeout_s": import_timeout})
-        assignment = dataclasses.replace(assignment, config=assignment.config.model_copy(update={"limits": limits}))
+        limits["import_timeout_s"] = import_timeout
+    if limits:
+        changed = assignment.config.limits.model_copy(update=limits)
+        assignment = dataclasses.replace(assignment, config=assignment.config.model_copy(update={"limits": changed}))
     checks = [c for c in assignment.checks if c.id in ids]
     assert len(checks) == len(ids), ids
     sub = submission_from_bytes(source.encode(), "vae")
@@ -379,5 +384,234 @@ def test_refused_namespaces_fall_back_to_own_uid_and_say_why(monkeypatch, marker
         probe = grade_text("import os\ndef log_mean_exp(x, dim):\n    raise RuntimeError(f'uid={os.getuid()}')\n",
                            LME[:1], sandbox=box)
         assert f"uid={box.uid}" in probe.results[0].output  # student code never runs as root
+    finally:
+        process.jail_probe.cache_clear()
+
+
+# ------------------------------------------------------------------ the judge's own bounds (issue 11)
+@jailed
+def test_slow_reader_is_given_up_on_at_the_call_deadline(marker):
+    g = grade_text(attack("slow_reader"), LME + ("sample_given_eps_distribution",), timeout=2)
+    assert points(g, "log_mean_exp") == LME_POINTS and points(g, "sample_gaussian") == 0
+    slow = next(r for r in g.results if r.check.function == "sample_gaussian")
+    assert "did not take the request for sample_gaussian within 2.0 s" in slow.output, slow.output
+    # bounded by the deadline, not by a stall timeout (about 2 minutes of steady crawling here)
+    assert slow.elapsed < 20, slow.elapsed
+
+
+def descendants(pid: int) -> set[int]:
+    """Every process below ``pid`` (host pids)."""
+    children: dict[int, list[int]] = {}
+    for stat in glob.glob("/proc/[0-9]*/stat"):
+        try:
+            fields = Path(stat).read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.split("/")[2]))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), ()):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def alive(pids: set[int]) -> set[int]:
+    return {p for p in pids if Path(f"/proc/{p}").exists() and "(Z)" not in _state(p)}
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/status").read_text().split("State:")[1].split("\n")[0]
+    except (OSError, IndexError):
+        return "(Z)"
+
+
+@jailed
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_stopping_the_grader_ends_the_worker_and_keeps_the_checks_done(sig, marker, open_out_dir):
+    out = open_out_dir
+    sub = out.parent.parent / "sub" / "vae.py"
+    sub.parent.mkdir()
+    sub.write_text(attack("hang_until_killed", marker=marker))
+    proc = subprocess.Popen([sys.executable, "-c", "from grader.cli import main; main()", "grade", str(sub),
+                             "--assignment", "hw2_vae", "--out", str(out), "--sandbox", "process", "--quiet",
+                             "--timeout", "300"], cwd=sub.parent, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        assert wait_until(lambda: marker_processes(marker) or proc.poll() is not None, 240)
+        assert proc.poll() is None, proc.communicate()
+        tree = descendants(proc.pid)  # unshare, the namespace shell, setpriv/python (the worker), its child
+        assert len(tree) >= 3, tree
+        proc.send_signal(sig)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert wait_until(lambda: not alive(tree), 10), [Path(f"/proc/{p}/cmdline").read_bytes()[:100] for p in alive(tree)]
+    assert not marker_processes(marker)
+    if sig == signal.SIGKILL:
+        return
+    assert proc.returncode == 128 + sig, (proc.returncode, stderr)
+    assert "stopped by SIGTERM" in stderr and "internal error" not in stderr
+    data = check_results(out, marker)
+    tests = {t["name"].split(":")[0]: [] for t in data["tests"]}
+    for t in data["tests"]:
+        tests[t["name"].split(":")[0]].append(t)
+    lme_public = [t for t in tests["log_mean_exp"] if t["visibility"] == "visible"]
+    assert lme_public and all(t["status"] == "passed" for t in lme_public)  # done before the hang: kept
+    assert data["score"] == sum(t["max_score"] for t in lme_public) > 0
+    stopped = [t for t in data["tests"] if t["output"].startswith("not run: grading was stopped by SIGTERM")]
+    assert stopped[0]["name"].startswith("negative_elbo_bound") and stopped[-1] == data["tests"][-1]
+    assert "stopped by SIGTERM" in data["output"]
+
+
+DEEP = "-" * 100_000 + "1"  # Python's parser gives up on it (MemoryError: parser stack overflow)
+
+
+def test_py_too_deep_for_python_fails_every_check_with_the_reason(tmp_path):
+    """What `grade` runs (api.run_grading, then write_results), in process: no worker starts."""
+    from grader.api import run_grading
+    from grader.results import write_results
+
+    sub = tmp_path / "vae.py"
+    sub.write_text(attack("deep_expression", deep=DEEP))
+    g = run_grading(submission=sub, assignment_id="hw2_vae", hidden=True, sandbox="process")
+    write_results(g, tmp_path / "results.json")
+    data = json.loads((tmp_path / "results.json").read_text())
+    assert data["score"] == 0 and len(data["tests"]) > 0  # honest part: 0 (no Python can import it)
+    assert all("nested too deeply for Python's parser" in t["output"] for t in data["tests"])
+    assert "vae.py could not be read: the code is nested too deeply" in data["output"]
+
+
+@jailed
+def test_notebook_cell_too_deep_for_python_is_skipped_with_a_note():
+    assignment = load_assignment("hw2_vae")
+    text = (HOSTILE / "deep_expression.ipynb").read_text().replace("__DEEP__", DEEP)
+    sub = submission_from_bytes(text.encode(), "vae", functions=assignment.config.functions, name="vae.ipynb")
+    g = grade(assignment, sub, sandbox=make_sandbox(assignment, kind="process"),
+              checks=[c for c in assignment.checks if c.id in LME_BER], shrink=False)
+    assert points(g, "log_mean_exp") == LME_POINTS and points(g, "log_bernoulli_with_logits") == 0
+    assert any("code cell 2 could not be compiled: the code is nested too deeply" in n for n in g.notes), g.notes
+    ber = [r for r in g.results if r.check.function == "log_bernoulli_with_logits"]
+    assert all("code cell 2 is nested too deeply for Python" in r.output for r in ber), ber[0].output
+
+
+def test_root_cause_hints_over_a_complete_call_graph_are_linear():
+    """mutual_helpers.py: 12 never-called helpers that all name each other. The hint walk is judge-side
+    only (no worker): counted in graph steps (a lookup and the edges it yields), not wall-clock."""
+    from grader.feedback import StudentModule, add_root_cause_hints
+    from grader.judge import CheckResult
+
+    class Counted(dict):
+        steps = 0
+
+        def get(self, key, default=None):
+            value = super().get(key, default)
+            Counted.steps += 1 + len(value or ())
+            return value
+
+    module = StudentModule.parse(attack("mutual_helpers").encode(), "vae.py")
+    module.calls = Counted(module.calls)
+    size = len(module.calls) + sum(len(v) for v in module.calls.values())
+    assert len(module.calls) >= 14 and size > 150  # 12 helpers naming 12 others each (12! simple paths)
+    checks = [c for c in load_assignment("hw2_vae").checks if c.id in LME_BER]
+    results = [CheckResult(c, False, 0.0, "wrong value", 0.0) for c in checks]
+    add_root_cause_hints(results, module)
+    lme = [r for r in results if r.check.function == "log_mean_exp"]
+    assert all("Hint: log_mean_exp calls log_bernoulli_with_logits, which also fails" in r.output for r in lme)
+    assert 0 < Counted.steps <= 4 * size, (Counted.steps, size)  # one walk per failing function, each O(V + E)
+
+
+@jailed
+def test_a_reply_padded_with_tiny_tensors_fails_that_call_before_decoding():
+    g = grade_text(attack("padded_reply"), ("bernoulli_extremes",) + LME)
+    assert points(g, "log_mean_exp") == LME_POINTS and points(g, "log_bernoulli_with_logits") == 0
+    ber = next(r for r in g.results if r.check.function == "log_bernoulli_with_logits")
+    assert "the reply holds more than the 10000 tensors the judge accepts (200" in ber.output, ber.output
+
+
+@jailed
+def test_restarts_stop_when_the_import_budget_is_spent():
+    g = grade_text(attack("slow_import_crash"), LME_BER, import_budget_s=2)
+    assert g.score == 0
+    died = [r for r in g.results if "the worker died while running" in r.output]
+    skipped = [r for r in g.results if r.output.startswith("skipped: importing vae took")]
+    # 1.5 s per import: two imports at most (one, on a machine so loaded that the first took 2 s)
+    assert len(died) in (1, 2) and len(died) + len(skipped) == len(LME_BER), [r.output for r in g.results]
+    assert all("more than the 2 s one submission gets" in r.output and r.elapsed < 1 for r in skipped)
+    assert {r.brief for r in skipped} == {"skipped: the worker restart budget is spent"}
+
+
+def test_restarts_stop_after_max_restarts():
+    """The count half of the budget, judge-side (no worker starts): a client that restarted its worker
+    max_restarts times fails the next call at once instead of starting another."""
+    from grader.client import ModuleStatus, WorkerClient, WorkerFault
+
+    client = WorkerClient(None, {"vae.py": b""}, "vae", max_restarts=3)  # type: ignore[arg-type]
+    try:
+        client.status, client.restarts = ModuleStatus(True, frozenset({"log_mean_exp"})), 3
+        with pytest.raises(WorkerFault, match="the worker was restarted 3 times") as caught:
+            client.call("log_mean_exp", (torch.zeros(2), 0))
+        assert caught.value.reason.startswith("skipped: ")
+    finally:
+        client.close()
+
+
+def test_call_seeds_are_keyed_by_the_course_secret_and_the_submission(monkeypatch):
+    """Judge-side: what seed_lookup.py computes is right with the default secret (so its sandbox test
+    below shows the secret, not a mistake in the attack, is what stops it), and wrong with another."""
+    from grader.judge import call_seed, call_seed_key, check_seed
+
+    source = attack("seed_lookup").encode()
+    files = {"vae.py": source}
+    namespace: dict = {}
+    exec(compile(source, "seed_lookup", "exec"), namespace)  # the attack's own computation (needs vae.py: absent)
+    base = check_seed(2026, "hw2_vae", "lme_shift")
+    monkeypatch.chdir(Path(__file__).parent / "hostile")  # no vae.py here: it keys on b""
+    assert call_seed(call_seed_key({"vae.py": b""}), base, 0) in namespace["_known_seeds"]()
+    monkeypatch.setenv("DGM_COURSE_SECRET", "a course's own secret")
+    assert call_seed(call_seed_key({"vae.py": b""}), base, 0) not in namespace["_known_seeds"]()
+    # keyed on the submission too: another file, other seeds; the same file, the same seeds
+    assert call_seed(call_seed_key(files), base, 0) != call_seed(call_seed_key({"vae.py": source + b"\n"}), base, 0)
+    assert call_seed(call_seed_key(files), base, 1) == call_seed(call_seed_key(dict(files)), base, 1)
+
+
+@jailed
+def test_the_seed_does_not_tell_student_code_which_check_calls(monkeypatch):
+    monkeypatch.setenv("DGM_COURSE_SECRET", "a course's own secret")
+    g = grade_text(attack("seed_lookup"), LME)
+    assert g.score == 0, [r.output for r in g.results]  # 3 if it could tell (the old seeds, or the default secret)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="worker uids are claimed as root only")
+def test_graders_at_once_never_share_a_worker_uid(monkeypatch):
+    """Without namespaces (the fallback), a worker reaches every process of its uid: two graders must never
+    give theirs one uid. The old scheme gave slots 4000 apart the same uid."""
+    from grader.client import WorkerClient
+    from grader.sandbox import process
+
+    limits = load_assignment("hw2_vae").config.limits.sandbox_limits()
+    slot = 2000 + os.getpid() % 1000
+    boxes = [ProcessSandbox(limits, slot=s) for s in (slot, slot, slot + 4000)]
+    other = subprocess.run([sys.executable, "-c", "from grader.sandbox.process import ProcessSandbox, Limits\n"
+                            f"print(ProcessSandbox(Limits(), slot={slot}).uid)"], capture_output=True, text=True)
+    uids = [b.uid for b in boxes] + [int(other.stdout)]
+    assert len(set(uids)) == 4, uids  # a grader running at the same time claims another one too
+    for b in boxes[1:]:
+        b.close()
+    monkeypatch.setattr(process, "PROBE", ["sh", "-c", "echo 'unshare: Operation not permitted' >&2; exit 1"])
+    process.jail_probe.cache_clear()
+    try:
+        victim_box, attacker_box = ProcessSandbox(limits, slot=slot), ProcessSandbox(limits, slot=slot + 4000)
+        assert not victim_box.jailed and victim_box.uid != attacker_box.uid
+        victim = WorkerClient(victim_box, {"vae.py": REFERENCE.encode()}, "vae")
+        try:
+            assert victim.module().ok
+            g = grade_text(attack("kill_same_uid"), LME[:1], sandbox=attacker_box)
+            assert g.score == 0 and not g.problem
+            assert float(victim.call("log_mean_exp", (torch.zeros(3), 0)).value) == 0.0  # still the same worker
+            assert victim.restarts == 0
+        finally:
+            victim.close()
     finally:
         process.jail_probe.cache_clear()

@@ -8,8 +8,8 @@ import struct
 import pytest
 import torch
 
-from grader.worker.protocol import (MAGIC, Encoder, Fixture, ProtocolError, Unsupported, decode_plain, pack_frame,
-                                    plain_tensor, read_frame)
+from grader.worker.protocol import (MAGIC, Encoder, Fixture, ProtocolError, Unsupported, check_tensor_count,
+                                    decode_plain, pack_frame, plain_tensor, read_frame)
 
 
 def roundtrip(frame: bytes, cap: int = 1 << 20):
@@ -102,3 +102,17 @@ def test_deep_nesting_is_refused():
         node = [node]
     with pytest.raises(ProtocolError):
         decode_plain(node, {})
+
+
+def test_tensor_count_is_checked_before_decoding():
+    tensors = {f"t{i}": torch.zeros(1) for i in range(11)}
+    frame = pack_frame({"ok": True}, tensors)
+    reader = io.BytesIO(frame)
+    assert len(read_frame(lambda n: reader.read(n), 1 << 20, max_tensors=11)[1]) == 11
+    reader = io.BytesIO(frame)
+    with pytest.raises(ProtocolError, match="holds more than the 10 tensors the judge accepts"):
+        read_frame(lambda n: reader.read(n), 1 << 20, max_tensors=10)
+    # a table too large for that many tensors is refused before it is parsed
+    blob = struct.pack("<Q", 10 * 512 + 4097) + b" " * (10 * 512 + 4097)
+    with pytest.raises(ProtocolError, match="a tensor table of 9217 bytes"):
+        check_tensor_count(blob, 10)

@@ -35,6 +35,10 @@ class WorkerTimeout(Exception):
     """The worker did not answer before the deadline."""
 
 
+class RequestStalled(WorkerTimeout):
+    """The worker did not take the whole request before the deadline (it reads it too slowly, or not at all)."""
+
+
 class WorkerGone(Exception):
     """The worker's pipe closed: it exited, crashed or was killed."""
 
@@ -56,7 +60,8 @@ class WorkerHandle(ABC):
     """A running worker: bytes in, bytes out, and a way to end it."""
 
     @abstractmethod
-    def write(self, data: bytes) -> None: ...
+    def write(self, data: bytes, deadline: float) -> None:
+        """Send all of ``data`` by ``deadline`` (``time.monotonic()``); RequestStalled else."""
 
     @abstractmethod
     def read_some(self, max_bytes: int, timeout: float) -> bytes:
@@ -77,8 +82,7 @@ class WorkerHandle(ABC):
         return b"".join(chunks)
 
 
-# A worker that takes no bytes of a request for this long is not reading it
-# (student code may have forged a reply and then blocked): WorkerTimeout.
+# How long sending the student's files to a fresh container may take (before any student code runs).
 WRITE_STALL_S = 30.0
 
 
@@ -91,14 +95,16 @@ class PipeWorker(WorkerHandle):
         self._in = proc.stdin.fileno()
         os.set_blocking(self._in, False)  # writes never block the judge (see write)
 
-    def write(self, data: bytes) -> None:
-        """Write all of ``data``; WorkerTimeout when the worker stops reading for WRITE_STALL_S."""
+    def write(self, data: bytes, deadline: float) -> None:
+        """Write all of ``data`` by ``deadline``: a worker that reads slowly (student code may
+        have patched its reads) is given up on at the deadline, however steady its progress."""
         view = memoryview(data)
         try:
             while view:
-                _, ready, _ = select.select([], [self._in], [], WRITE_STALL_S)
+                left = deadline - time.monotonic()
+                _, ready, _ = select.select([], [self._in], [], max(0.0, left)) if left > 0 else ((), (), ())
                 if not ready:
-                    raise WorkerTimeout
+                    raise RequestStalled
                 try:
                     view = view[os.write(self._in, view[: 1 << 20]):]
                 except BlockingIOError:

@@ -40,6 +40,7 @@ from .base import (
     WORKER_BOOT,
     WRITE_STALL_S,
     Limits,
+    RequestStalled,
     Sandbox,
     SandboxUnavailable,
     Session,
@@ -333,7 +334,7 @@ class DockerSandbox(Sandbox):
             raise
         worker = DockerWorker(self, container_id, sock)
         try:
-            worker.write(len(payload).to_bytes(8, "big") + payload)
+            worker.write(len(payload).to_bytes(8, "big") + payload, time.monotonic() + WRITE_STALL_S)
         except (WorkerGone, WorkerTimeout):
             pass  # the container died at once; the first read reports it
         return worker
@@ -368,17 +369,20 @@ class DockerWorker(WorkerHandle):
         self._eof = False
         self._dead = False
 
-    def write(self, data: bytes) -> None:
-        """Send all of ``data``; WorkerTimeout when the worker takes no bytes for WRITE_STALL_S."""
+    def write(self, data: bytes, deadline: float) -> None:
+        """Send all of ``data`` by ``deadline``; RequestStalled else (see PipeWorker.write)."""
         if self._dead:
             raise WorkerGone("the worker was killed")
         view = memoryview(data)
         try:
-            self._raw.settimeout(WRITE_STALL_S)
             while view:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise RequestStalled
+                self._raw.settimeout(left)
                 view = view[self._raw.send(view[: 1 << 20]) :]
         except TimeoutError:
-            raise WorkerTimeout from None
+            raise RequestStalled from None
         except OSError:
             raise WorkerGone("the container exited") from None
 

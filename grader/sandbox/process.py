@@ -22,6 +22,12 @@ As root, additionally (``unshare`` + ``setpriv``):
   the process group the judge kills, and when it dies the kernel kills
   everything left in the namespace (double-forked, setsid'd or not).
 
+The worker never outlives the grader, even one killed with SIGKILL: the
+process the judge starts gets ``PR_SET_PDEATHSIG`` (SIGKILL when the grader
+dies). Jailed, that process is ``unshare``, whose ``--kill-child`` passes the
+same to the namespace's PID 1; without the jail, ``setpriv --pdeathsig keep``
+carries it across the change of uid (which would clear it).
+
 Root where the jail cannot run (no unshare/setpriv, or a container whose
 seccomp profile refuses namespaces: ``jail_probe`` tries once and caches the
 answer): the worker still drops to its own uid (but shares the network, /tmp
@@ -37,9 +43,19 @@ cgroup the judge runs in (a Gradescope container) is about to be full.
 Ending a worker as root ends every process of its uid (``kill_uid``): a
 double-forked, setsid'd child included, jailed or not, and removes what the
 uid left in the shared scratch dirs.
+
+Worker uids (as root): each sandbox claims one of UID_COUNT uids from
+UID_BASE for its life, so graders running at once never share one (a
+shared uid would let one submission signal or read another's worker). A
+claim is an exclusive ``flock`` on ``/var/lib/dgm-grade/uids/<uid>.lock``
+(root's only), held open until ``close`` or the grader's exit (the kernel
+drops it even after SIGKILL); a uid any process still runs as is skipped.
+The search starts at the slot (default: the grader's pid) and wraps around.
 """
 from __future__ import annotations
 
+import ctypes
+import fcntl
 import functools
 import hashlib
 import os
@@ -53,7 +69,7 @@ import threading
 import time
 from pathlib import Path
 
-from .base import ROOT_SESSIONS, WORKER_BOOT, Limits, PipeWorker, Sandbox, Session, WorkerHandle
+from .base import ROOT_SESSIONS, WORKER_BOOT, Limits, PipeWorker, Sandbox, SandboxUnavailable, Session, WorkerHandle
 
 # Grader directories a jailed worker must not see (covered by tmpfs).
 _PROJECT = Path(__file__).resolve().parents[2]
@@ -138,6 +154,61 @@ def jail_probe() -> str:
     return ""
 
 
+_LIBC = ctypes.CDLL(None, use_errno=True)  # loaded here: a forked child must not load libraries
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent: int) -> None:
+    """In a child before exec: SIGKILL when the thread that forked it dies; exit now if the parent is gone."""
+    _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # it died before the prctl: nobody would kill us
+        os._exit(1)
+
+
+@functools.lru_cache(maxsize=None)
+def setpriv_keeps_pdeathsig() -> bool:
+    """Whether this setpriv has ``--pdeathsig`` (util-linux 2.33 and later)."""
+    try:
+        return "--pdeathsig" in subprocess.run(["setpriv", "--help"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+UID_BASE, UID_COUNT = 61000, 4000
+UIDS_DIR = ROOT_SESSIONS.parent / "uids"
+
+
+def uids_in_use() -> set[int]:
+    """The real uids of every process on the host."""
+    found = set()
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            line = next(ln for ln in status.read_text().splitlines() if ln.startswith("Uid:"))
+            found.add(int(line.split()[1]))
+        except (OSError, StopIteration, ValueError, IndexError):
+            continue
+    return found
+
+
+def claim_uid(slot: int) -> tuple[int, int]:
+    """(uid, the fd holding its lock): the first free worker uid from ``slot`` on (see the module docstring)."""
+    UIDS_DIR.parent.mkdir(mode=0o711, exist_ok=True)
+    UIDS_DIR.mkdir(mode=0o700, exist_ok=True)
+    busy = uids_in_use()
+    for i in range(UID_COUNT):
+        uid = UID_BASE + (slot + i) % UID_COUNT
+        if uid in busy:
+            continue
+        fd = os.open(UIDS_DIR / f"{uid}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            continue
+        return uid, fd
+    raise SandboxUnavailable(f"all {UID_COUNT} worker uids from {UID_BASE} are in use")
+
+
 def can_jail() -> bool:
     """True when the jail works here: root, unshare and setpriv, and the kernel allows the namespaces."""
     return not jail_probe()
@@ -147,10 +218,24 @@ class ProcessSandbox(Sandbox):
     name = "process"
 
     def __init__(self, limits: Limits, *, gpu: bool = False, slot: int | None = None) -> None:
+        self._uid_lock: int | None = None
         self.limits = limits
         self.gpu = gpu
         self.jailed = can_jail()
-        self.uid = 61000 + (os.getpid() if slot is None else slot) % 4000
+        slot = os.getpid() if slot is None else slot
+        if os.geteuid() == 0:
+            self.uid, self._uid_lock = claim_uid(slot)
+        else:  # the worker runs as us: the uid is not used
+            self.uid = UID_BASE + slot % UID_COUNT
+
+    def close(self) -> None:
+        """Give the worker uid back (idempotent; also at exit, however the grader ends)."""
+        if self._uid_lock is not None:
+            os.close(self._uid_lock)
+            self._uid_lock = None
+
+    def __del__(self) -> None:
+        self.close()
 
     @property
     def isolation(self) -> str:
@@ -190,9 +275,11 @@ class ProcessSandbox(Sandbox):
         return env
 
     def _drop(self) -> list[str]:
-        """setpriv to the worker's uid: no groups, no capabilities, no way back (``no_new_privs``)."""
+        """setpriv to the worker's uid: no groups, no capabilities, no way back (``no_new_privs``);
+        keeping the parent-death signal the start set, where setpriv can."""
+        keep = ["--pdeathsig", "keep"] if not self.jailed and setpriv_keeps_pdeathsig() else []
         return ["setpriv", f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups",
-                "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs"]
+                "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", *keep]
 
     def command(self, session: Session) -> list[str]:
         python = [sys.executable, "-I", "-c", WORKER_BOOT, str(session.runtime)]
@@ -236,6 +323,7 @@ class ProcessSandbox(Sandbox):
         gpu = self.gpu
         # setpriv drops the uid (inside the namespace when jailed); without it, preexec does
         drop_to = None if self.jailed or shutil.which("setpriv") else self.owner
+        parent = os.getpid()
 
         def apply_limits() -> None:
             mb = 1 << 20
@@ -256,6 +344,7 @@ class ProcessSandbox(Sandbox):
                 os.setgroups([])
                 os.setgid(drop_to[1])
                 os.setuid(drop_to[0])
+            die_with_parent(parent)  # after the uid change, which clears it
 
         proc = subprocess.Popen(
             self.command(session),

@@ -41,6 +41,10 @@ MAGIC = b"DGM1"
 MAX_HEADER_BYTES = 4 << 20
 MAX_DEPTH = 32
 MAX_NODES = 100_000
+# Tensors in one reply the judge decodes (honest replies hold tens): decoding costs per tensor, and
+# a max-size frame fits millions of tiny ones. Checked from the blob's table before decoding it.
+MAX_REPLY_TENSORS = 10_000
+TENSOR_ENTRY_BYTES = 512  # a generous size for one entry of that table (name, dtype, shape, offsets)
 
 
 class ProtocolError(Exception):
@@ -79,8 +83,10 @@ def pack_frame(header: dict, tensors: dict[str, torch.Tensor] | None = None) -> 
     return MAGIC + struct.pack(">I", len(head)) + head + struct.pack(">Q", len(blob)) + blob
 
 
-def read_frame(read_exact: Callable[[int], bytes], max_blob_bytes: int) -> tuple[dict, dict[str, torch.Tensor]]:
-    """Read one frame with ``read_exact(n) -> n bytes``; sizes are checked before reading.
+def read_frame(read_exact: Callable[[int], bytes], max_blob_bytes: int,
+               max_tensors: int | None = None) -> tuple[dict, dict[str, torch.Tensor]]:
+    """Read one frame with ``read_exact(n) -> n bytes``; sizes are checked before reading,
+    and the number of tensors (at most ``max_tensors``) before decoding them.
 
     Raises ProtocolError for a bad magic, an oversized part or undecodable contents.
     """
@@ -100,11 +106,32 @@ def read_frame(read_exact: Callable[[int], bytes], max_blob_bytes: int) -> tuple
         raise ProtocolError(f"frame payload of {blob_len} bytes exceeds {max_blob_bytes}")
     if blob_len == 0:
         return header, {}
+    blob = read_exact(blob_len)
+    if max_tensors is not None:
+        check_tensor_count(blob, max_tensors)
     try:
-        tensors = _load_tensors(read_exact(blob_len))
+        tensors = _load_tensors(blob)
     except Exception as exc:  # safetensors raises its own error types
         raise ProtocolError(f"frame payload is not a safetensors blob: {exc}") from None
     return header, tensors
+
+
+def check_tensor_count(blob: bytes, max_tensors: int) -> None:
+    """ProtocolError unless the safetensors ``blob`` holds at most ``max_tensors`` tensors,
+    read from its table (u64 little-endian length, then JSON) with the table's size bounded first."""
+    if len(blob) < 8:
+        raise ProtocolError("frame payload is not a safetensors blob: too short")
+    (table_len,) = struct.unpack("<Q", blob[:8])
+    if table_len > max_tensors * TENSOR_ENTRY_BYTES + 4096:
+        raise ProtocolError(f"the reply holds more than the {max_tensors} tensors the judge accepts "
+                            f"(a tensor table of {table_len} bytes)")
+    try:
+        table = json.loads(blob[8:8 + table_len])
+    except (ValueError, RecursionError):
+        raise ProtocolError("frame payload is not a safetensors blob: its table is not JSON") from None
+    count = len(table) - ("__metadata__" in table) if isinstance(table, dict) else 0
+    if count > max_tensors:
+        raise ProtocolError(f"the reply holds more than the {max_tensors} tensors the judge accepts ({count} tensors)")
 
 
 # --------------------------------------------------------------------------
