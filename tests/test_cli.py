@@ -48,7 +48,8 @@ def test_grade_writes_gradescope_results_even_for_a_broken_submission(tmp_path):
     result = dgm("grade", str(bad), "--assignment", "hw2_vae", "--out", str(out), "--sandbox", "process", "-q")
     assert result.returncode == 0, result.stderr
     data = json.loads(out.read_text())
-    assert set(data) == {"score", "execution_time", "output", "tests", "extra_data"}
+    assert set(data) == {"score", "execution_time", "output", "output_format", "stdout_visibility", "tests",
+                         "extra_data"}
     assert data["score"] == 0 and len(data["tests"]) == len(load_assignment("hw2_vae").checks)
     test = data["tests"][0]
     assert set(test) == {"name", "number", "score", "max_score", "status", "output", "visibility", "tags"}

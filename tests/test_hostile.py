@@ -460,7 +460,7 @@ def test_stopping_the_grader_ends_the_worker_and_keeps_the_checks_done(sig, mark
     lme_public = [t for t in tests["log_mean_exp"] if t["visibility"] == "visible"]
     assert lme_public and all(t["status"] == "passed" for t in lme_public)  # done before the hang: kept
     assert data["score"] == sum(t["max_score"] for t in lme_public) > 0
-    stopped = [t for t in data["tests"] if t["output"].startswith("not run: grading was stopped by SIGTERM")]
+    stopped = [t for t in data["tests"] if "not run: grading was stopped by SIGTERM" in t["output"]]
     assert stopped[0]["name"].startswith("negative_elbo_bound") and stopped[-1] == data["tests"][-1]
     assert "stopped by SIGTERM" in data["output"]
 

@@ -261,7 +261,7 @@ def test_a_correct_hw2_notebook_as_students_write_it_gets_full_marks(tmp_path):
     assert not lost, lost
     assert sum(t["score"] for t in public) == sum(t["max_score"] for t in public) == 41
     summary = results["output"]
-    assert "Note: graded VAE_final (1).ipynb as vae.ipynb" in summary
+    assert "graded VAE_final (1).ipynb as vae.ipynb" in summary
     assert "code cell 13, line 4: `for epoch in range(10 ** 9):` not run" in summary
     assert "code cell 14: syntax error on line 1" in summary
     assert "code cell 2, line 1: `from google.colab import drive` not run" in summary
