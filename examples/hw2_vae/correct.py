@@ -19,7 +19,8 @@ def sample_gaussian(mean, log_var, eps=None):
 
 def log_bernoulli_with_logits(x, logits):
     # -BCE with logits is exactly x log s(l) + (1 - x) log(1 - s(l)), computed stably
-    bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, x.expand_as(logits), reduction="none")
+    logits, x = torch.broadcast_tensors(logits, x)  # either may carry the batch dims
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, x, reduction="none")
     return -bce.sum(-1)
 
 
