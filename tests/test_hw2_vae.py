@@ -203,3 +203,13 @@ def test_alternatives_are_complete_modules():
         tree = ast.parse(path.read_text())
         assert "style:" in (ast.get_docstring(tree) or ""), path.name
         assert functions <= {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}, path.name
+
+
+@pytest.mark.slow
+def test_correct_samples_get_full_marks():
+    """examples/hw2_vae: the correct module and the notebook written in students' styles lose nothing
+    (public and hidden checks: a sample marked correct once lost the broadcasting point)."""
+    examples = ROOT / "examples" / "hw2_vae"
+    for name in ("correct.py", "broken_notebook.ipynb"):
+        g = grade_source("hw2_vae", examples / name)
+        assert failed(g) == [] and not g.problem, (name, [r.output[:300] for r in g.results if not r.passed])
