@@ -184,8 +184,8 @@ class Student:
     def _to_cpu(self, value: Any, what: str, on_device: bool = False) -> Any:
         """``value`` with its tensors on the CPU; ``on_device``: they must come back on ``self.device``."""
         if isinstance(value, torch.Tensor):
-            expected = torch.device(self.device).type if on_device else value.device.type
-            if value.device.type != expected:
+            expected = torch.device(self.device).type
+            if on_device and value.device.type != expected:
                 raise CheckFailed(f"{what}: got a tensor on {value.device}, expected it on {expected} like the inputs")
             return value.cpu()
         if isinstance(value, tuple):

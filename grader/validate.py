@@ -344,9 +344,9 @@ def degenerate_checks(assignment: Assignment, functions: tuple[str, ...]) -> tup
     (``functions`` empty), else those of the functions it replaces and the pins they require
     (the other functions are the reference's and earn their points anyway)."""
     owners = {f.split(".")[0] for f in functions}
-    ids = {c.id for c in assignment.checks if not owners or c.function.split(".")[0] in owners}
-    for pins in [required_checks(assignment.checks)[i] for i in list(ids)]:
-        ids |= pins
+    own = {c.id for c in assignment.checks if not owners or c.function.split(".")[0] in owners}
+    pins = required_checks(assignment.checks)  # transitive already
+    ids = own.union(*(pins[i] for i in own))
     return tuple(c.id for c in assignment.checks if c.id in ids)
 
 

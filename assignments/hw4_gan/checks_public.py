@@ -181,6 +181,14 @@ def d_minimax_optimum(student, data):
 
 # ---------------------------------------------------------------------- g_loss_minimax
 
+
+def batch_gradient(student, fn: str, fake: torch.Tensor) -> torch.Tensor:
+    """batch size * d fn(fake) / d fake [B] or [B, 1], in float64 (the per-example gradient of a batch mean)."""
+    g = student.call(fn, fake, wrt=(fake,)).grad(fake)
+    expect(g is not None, f"no gradient reached fake_logits ({DIFFERENTIABLE})")
+    return expect_tensor(g, shape=fake.shape, dtype=fake.dtype, what="d loss / d fake_logits").double() * fake.numel()
+
+
 add_gradient_check("g_loss_minimax", "g_minimax_gradients", "-sigmoid(l) / B")
 add_extremes_check("g_loss_minimax", "g_minimax_extremes")
 
@@ -191,10 +199,7 @@ add_extremes_check("g_loss_minimax", "g_minimax_extremes")
 def g_minimax_saturates(student, data):
     """sigmoid(-8) = 3.4e-4, so |d loss / d l| * B <= 3.4e-4 here (the reason for the non-saturating loss)."""
     fake = draw_loss_inputs(data, "g_loss_minimax", low=-30.0, high=-8.0)["fake_logits"]
-    r = student.call("g_loss_minimax", fake, wrt=(fake,))
-    g = r.grad(fake)
-    expect(g is not None, f"no gradient reached fake_logits ({DIFFERENTIABLE})")
-    scaled = expect_tensor(g, shape=fake.shape, dtype=fake.dtype, what="d loss / d fake_logits").double() * fake.numel()
+    scaled = batch_gradient(student, "g_loss_minimax", fake)
     expect(bool((scaled <= 0).all()) and bool((scaled.abs() <= 1e-3).all()),
            f"where D(G(z)) = sigmoid(l) is near 0 (l in [-30, -8]), d/dl of log(1 - D) = -sigmoid(l) is almost 0 "
            f"({handout('g_loss_minimax')}); got batch size * gradient = {scaled.flatten().tolist()[:8]}")
@@ -229,10 +234,7 @@ add_extremes_check("g_loss_nonsaturating", "g_ns_extremes")
 @given(data=st.data())
 def g_ns_does_not_saturate(student, data):
     fake = draw_loss_inputs(data, "g_loss_nonsaturating", low=-30.0, high=-8.0)["fake_logits"]
-    r = student.call("g_loss_nonsaturating", fake, wrt=(fake,))
-    g = r.grad(fake)
-    expect(g is not None, f"no gradient reached fake_logits ({DIFFERENTIABLE})")
-    scaled = expect_tensor(g, shape=fake.shape, dtype=fake.dtype, what="d loss / d fake_logits").double() * fake.numel()
+    scaled = batch_gradient(student, "g_loss_nonsaturating", fake)
     expect(bool(((scaled + 1).abs() <= 1e-3).all()),
            f"where D(G(z)) = sigmoid(l) is near 0 (l in [-30, -8]), d/dl of -log D = sigmoid(l) - 1 is about -1 "
            f"({handout('g_loss_nonsaturating')}); got batch size * gradient = {scaled.flatten().tolist()[:8]}")
