@@ -37,9 +37,6 @@ DEFAULT_TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
 DEFAULT_PYPI_INDEX = "https://pypi.org/simple"
 PACKAGES = ("grader", "reference", "assignments")
 DIST = "dgm-grade"
-# The Python Gradescope's default image runs (Ubuntu 22.04): a pin whose release does not
-# support it is kept for the build machine's Python only (see constraints()).
-TARGET_PYTHON = "3.10"
 METADATA_MAX_BYTES = 64 << 20
 
 
@@ -211,20 +208,16 @@ def build_wheel(assignment_id: str, out_dir: Path) -> Path:
         return Path(shutil.copy(wheel, out_dir / wheel.name))
 
 
-def constraints() -> str:
-    """constraints.txt: every distribution the judge needs, at the version installed here.
+def _pins() -> dict[str, tuple[str, str]]:
+    """Every distribution the judge needs (normalised name -> (version, Requires-Python)), as installed here.
 
-    Local version labels are dropped (torch 2.13.0+cpu pins torch==2.13.0, which the CPU
-    wheel index satisfies). A release that does not run on TARGET_PYTHON (IPython 9 needs
-    3.11, say) is pinned for the Pythons it supports (its Requires-Python as a marker);
-    on TARGET_PYTHON pip picks a release itself, and results.json records which.
+    Local version labels are dropped: torch 2.13.0+cpu pins torch==2.13.0, which the CPU wheel
+    index satisfies.
     """
     from packaging.requirements import Requirement
-    from packaging.specifiers import SpecifierSet
 
-    here = f"{sys.version_info.major}.{sys.version_info.minor}"
     env = {"extra": ""}
-    pins: dict[str, str] = {}
+    pins: dict[str, tuple[str, str]] = {}
     todo = [Requirement(r) for r in _judge_requirements()]
     while todo:
         req = todo.pop()
@@ -237,18 +230,39 @@ def constraints() -> str:
             dist = metadata.distribution(req.name)
         except metadata.PackageNotFoundError:
             continue  # not needed on this Python (a marker pip evaluated differently)
-        version = dist.version.split("+")[0]
-        requires_python = dist.metadata.get("Requires-Python") or ""
-        marker = ""
-        if requires_python and not SpecifierSet(requires_python).contains(TARGET_PYTHON + ".99", prereleases=True):
-            marker = " ; " + (" and ".join(f'python_full_version {sp.operator} "{sp.version}"'
-                                           for sp in SpecifierSet(requires_python) if "*" not in sp.version)
-                              or f'python_version == "{here}"')
-        pins[name] = f"{name}=={version}{marker}"
+        pins[name] = (dist.version.split("+")[0], dist.metadata.get("Requires-Python") or "")
         todo += [Requirement(r) for r in dist.requires or [] if "extra ==" not in r]
+    return pins
+
+
+def constraints() -> str:
+    """constraints.txt: every distribution the judge needs, at exactly the version installed here.
+
+    No markers: on Gradescope the judge runs the same releases as here (hypothesis above all),
+    on a Python at least python_floor(), which setup.sh installs when the image's python3 is older.
+    """
+    here = f"{sys.version_info.major}.{sys.version_info.minor}"
     header = (f"# Every dependency of the dgm-grade judge, at the versions it was built with (Python {here}).\n"
-              "# hypothesis above all: another version draws other examples from the same seed.\n")
-    return header + "\n".join(pins[n] for n in sorted(pins)) + "\n"
+              "# hypothesis above all: another version draws other examples from the same seed.\n"
+              f"# Needs Python >= {python_floor()} (setup.sh installs it where python3 is older).\n")
+    return header + "\n".join(f"{name}=={version}" for name, (version, _) in sorted(_pins().items())) + "\n"
+
+
+def python_floor() -> str:
+    """The oldest Python (major.minor) that every pinned release supports: the largest `>=` bound
+    in their Requires-Python ("3.11" when hypothesis needs >= 3.11). A patch-level bound
+    (`>=3.11.4`) asks for the next minor, which setup.sh can then check by major.minor alone."""
+    from packaging.specifiers import SpecifierSet
+    from packaging.version import Version
+
+    floor = Version("3.8")
+    for _, requires_python in _pins().values():
+        for spec in SpecifierSet(requires_python) if requires_python else ():
+            if spec.operator in (">=", ">") and "*" not in spec.version:
+                floor = max(floor, Version(spec.version))
+    if floor.micro:  # a patch-level floor: ask for the next minor, which surely satisfies it
+        floor = Version(f"{floor.major}.{floor.minor + 1}")
+    return f"{floor.major}.{floor.minor}"
 
 
 def render(template: str, **values: str) -> str:
@@ -271,7 +285,7 @@ def build_autograder(assignment_id: str, out: Path, *, torch_index: str = DEFAUL
             "run_autograder": (TEMPLATES / "run_autograder").read_text(),
             "settings.env": render("settings.env", ASSIGNMENT=assignment_id, WHEEL=wheel.name,
                                    TORCH_VERSION=torch_version, TORCH_INDEX=torch_index, PYPI_INDEX=pypi_index,
-                                   MODULE=assignment.config.module),
+                                   MODULE=assignment.config.module, PYTHON=python_floor()),
             "constraints.txt": constraints(),
         }
         out.parent.mkdir(parents=True, exist_ok=True)

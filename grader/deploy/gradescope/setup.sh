@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # dgm-grade autograder, setup: Gradescope runs this once, as root, in /autograder/source, when it
 # builds the autograder image (its default base: Ubuntu 22.04 with python3 3.10).
-#   1. python3 with venv (apt python3-venv when missing)      3. the dgm-grade wheel, -c constraints.txt
-#   2. a venv in $DGM_VENV with the CPU-only torch            4. lock down: the worker's uid reads no checks
+#   1. a Python >= $DGM_PYTHON with venv (apt when missing)   3. the dgm-grade wheel, -c constraints.txt
+#   2. a venv in $DGM_VENV with the CPU-only torch             4. lock down: the worker's uid reads no checks
 # Settings: settings.env beside this file. pip's own variables (PIP_INDEX_URL, PIP_FIND_LINKS,
 # PIP_NO_INDEX) are honoured, so the same script runs against a local wheelhouse.
 set -euo pipefail
@@ -11,14 +11,29 @@ source ./settings.env
 log() { printf '[dgm-grade setup] %s\n' "$*"; }
 started=$(date +%s)
 
-if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
-    log "apt-get install python3-venv"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+# A Python at least $DGM_PYTHON, so that every pin of constraints.txt holds (the judge then draws
+# the same examples as `dgm-grade grade` does locally). Ubuntu 22.04's python3 is 3.10: its
+# universe archive has python3.11, which apt installs.
+new_enough() { "$1" -c "import sys; sys.exit(sys.version_info[:2] < tuple(map(int, '$DGM_PYTHON'.split('.'))))" 2>/dev/null; }
+python=python3
+if ! new_enough python3; then
+    python=python$DGM_PYTHON
+    if ! new_enough "$python"; then
+        log "$(python3 --version 2>&1) is older than $DGM_PYTHON: apt-get install $python"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$python" "$python-venv" >/dev/null \
+            || { log "error: cannot install $python; use an image with Python >= $DGM_PYTHON (Gradescope: Ubuntu 24.04)"; exit 1; }
+    fi
 fi
-log "$(python3 --version), venv in $DGM_VENV"
+if ! "$python" -c 'import ensurepip, venv' 2>/dev/null; then
+    venv_package=$([ "$python" = python3 ] && echo python3-venv || echo "$python-venv")
+    log "apt-get install $venv_package"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$venv_package" >/dev/null
+fi
+log "$("$python" --version), venv in $DGM_VENV"
 rm -rf "$DGM_VENV"
-python3 -m venv "$DGM_VENV"
+"$python" -m venv "$DGM_VENV"
 pip=("$DGM_VENV/bin/python" -m pip --disable-pip-version-check --no-input -q)
 
 log "torch $DGM_TORCH_VERSION (CPU) from $DGM_TORCH_INDEX ($(( $(date +%s) - started )) s)"
