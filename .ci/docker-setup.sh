@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Make Docker usable on a fresh CI machine (Debian bookworm, root, no image registry)
 # and build the grading image offline:
-#   docker.io + debootstrap (apt), dockerd in the background, dgm-grade-base:offline,
+#   docker.io + debootstrap + bubblewrap (apt), dockerd in the background, dgm-grade-base:offline,
 #   dgm-grade:latest. Every step is skipped when its result already exists.
 # Env: PYTHON (a python with the Docker SDK to run grader/deploy/image.py; default python3 when
 #      it has the SDK, else Debian's /usr/bin/python3 with python3-docker from apt),
@@ -20,6 +20,7 @@ has_sdk() { "$1" -c 'import sys, docker; sys.exit(not hasattr(docker, "APIClient
 packages=()
 command -v dockerd >/dev/null || packages+=(docker.io)
 command -v debootstrap >/dev/null || packages+=(debootstrap)
+command -v bwrap >/dev/null || packages+=(bubblewrap)  # the process sandbox's jail (not Docker's)
 if [ -n "${PYTHON:-}" ]; then
     PY=$PYTHON
 elif has_sdk python3; then

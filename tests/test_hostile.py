@@ -11,6 +11,7 @@ import dataclasses
 import glob
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -26,6 +27,7 @@ from conftest import ROOT, reference_source
 from grader.api import make_sandbox
 from grader.assignment import load_assignment
 from grader.judge import Grade, grade
+from grader.sandbox import process
 from grader.sandbox.process import ProcessSandbox, can_jail
 from grader.submission import submission_from_bytes
 
@@ -38,7 +40,7 @@ LME_BER = BER + LME
 LME_POINTS = 3.0
 NEXT = ("lme_shift",)  # the next submission (the reference) after every attack: 2 points
 
-jailed = pytest.mark.skipif(not can_jail(), reason="the process jail needs root, unshare and setpriv")
+jailed = pytest.mark.skipif(not can_jail(), reason="the process jail needs root, bubblewrap or unshare, and setpriv")
 
 # Files an attack must not delete, rename or write its marker into. (Not compared by hash:
 # other people may be editing the checkout while these tests run.)
@@ -303,6 +305,67 @@ def test_reference_cannot_be_found_or_read(marker):
     assert "logsigmoid" not in text and "logsumexp(x, dim=dim)" not in text
 
 
+bubblewrap = pytest.mark.skipif(process.jail_kind()[0] != "bwrap", reason="needs bubblewrap (apt install bubblewrap)")
+
+
+@bubblewrap
+def test_another_copy_of_the_project_on_the_host_is_out_of_sight(marker):
+    """The allow-listed file system shows the worker no other clone, wheel or build folder of
+    the project (the deny-list jail hid only the running checkout's folders)."""
+    clone = Path("/srv") / f"dgm-clone-{marker}"
+    (clone / "reference").mkdir(parents=True)
+    try:
+        (clone / "reference" / "vae.py").write_text(REFERENCE)
+        g = grade_text(attack("read_reference"), LME_BER)
+        assert g.score == 0 and "found: []" in outputs(g), outputs(g)[:2000]
+    finally:
+        shutil.rmtree(clone)
+
+
+@bubblewrap
+def test_a_regular_install_in_a_venv_under_tmp_keeps_the_grader_hidden(tmp_path, marker):
+    """A non-editable install (grader, reference and checks copied into site-packages) in a venv
+    under /tmp, which the jail covers with its own /tmp and binds back: the packages stay covered."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys._base_executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    [site] = venv.glob("lib/python3*/site-packages")
+    import sysconfig
+    (site / "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")  # torch & co., as installed here
+    for package in ("grader", "reference", "assignments"):
+        shutil.copytree(ROOT / package, site / package, ignore=shutil.ignore_patterns("__pycache__"))
+    script = (
+        "import json, sys, grader, reference, assignments  # the installed copies, before conftest adds the checkout\n"
+        "sys.path.insert(0, sys.argv[1]); import test_hostile as t\n"
+        "out = {'grader': grader.__file__}\n"
+        "for name, text in (('attack', t.attack('read_reference')), ('reference', t.REFERENCE)):\n"
+        "    g = t.grade_text(text, t.LME_BER); out[name] = [g.score, t.outputs(g)]\n"
+        "print('RESULT ' + json.dumps(out))\n")
+    run = subprocess.run([str(venv / "bin" / "python"), "-c", script, str(Path(__file__).parent)], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=600)
+    out = json.loads(run.stdout.split("RESULT ", 1)[1])
+    assert out["grader"].startswith(str(site)), out["grader"]
+    assert out["reference"][0] == 6, out["reference"][1][:2000]  # the worker runs in this layout
+    assert out["attack"][0] == 0 and "found: []" in out["attack"][1], out["attack"][1][:2000]
+
+
+@pytest.mark.skipif(process.probe("unshare") != "", reason="needs root, unshare and setpriv")
+def test_without_bubblewrap_the_deny_list_jail_still_holds(monkeypatch, marker):
+    """Where bubblewrap is missing, the unshare jail (the checkout's grader folders covered,
+    private /tmp) is the fallback, and isolation says why."""
+    monkeypatch.setattr(process, "BWRAP_PROBE", ["sh", "-c", "echo 'bwrap: No permissions' >&2; exit 1"])
+    process.jail_probe.cache_clear()
+    try:
+        box = ProcessSandbox(load_assignment("hw2_vae").config.limits.sandbox_limits())
+        assert box.jail == "unshare" and "No permissions" in box.isolation
+        g = grade_text(attack("read_reference"), LME_BER, sandbox=box)
+        assert g.score == 0 and "found: []" in outputs(g)
+        g = grade_text(attack("write_outside", marker=marker), LME, sandbox=box)
+        assert g.score == 0 and int(outputs(g).split("filled MiB: ")[1].split()[0]) <= 72
+        assert grade_text(REFERENCE, LME, sandbox=box).score == LME_POINTS
+    finally:
+        process.jail_probe.cache_clear()
+
+
 # ------------------------------------------------------------------ monkeypatching and rigged outputs
 @jailed
 @pytest.mark.parametrize("name, functions", [("pickle_wrap", LME), ("monkeypatch_compare", LME),
@@ -373,6 +436,7 @@ def test_refused_namespaces_fall_back_to_own_uid_and_say_why(monkeypatch, marker
 
     refusal = "unshare: unshare failed: Operation not permitted"
     monkeypatch.setattr(process, "PROBE", ["sh", "-c", f"echo '{refusal}' >&2; exit 1"])
+    monkeypatch.setattr(process, "BWRAP_PROBE", ["sh", "-c", "echo 'bwrap: Operation not permitted' >&2; exit 1"])
     process.jail_probe.cache_clear()
     try:
         box = ProcessSandbox(load_assignment("hw2_vae").config.limits.sandbox_limits())
@@ -600,6 +664,7 @@ def test_graders_at_once_never_share_a_worker_uid(monkeypatch):
     for b in boxes[1:]:
         b.close()
     monkeypatch.setattr(process, "PROBE", ["sh", "-c", "echo 'unshare: Operation not permitted' >&2; exit 1"])
+    monkeypatch.setattr(process, "BWRAP_PROBE", ["sh", "-c", "echo 'bwrap: Operation not permitted' >&2; exit 1"])
     process.jail_probe.cache_clear()
     try:
         victim_box, attacker_box = ProcessSandbox(limits, slot=slot), ProcessSandbox(limits, slot=slot + 4000)
@@ -615,3 +680,31 @@ def test_graders_at_once_never_share_a_worker_uid(monkeypatch):
             victim.close()
     finally:
         process.jail_probe.cache_clear()
+
+
+@pytest.mark.skipif(process.cgroup_probe() != "", reason="needs root and a writable cgroup v1 memory hierarchy")
+def test_each_worker_is_held_to_its_memory_limit_by_a_cgroup_that_goes_with_it():
+    """Memory the address-space limit does not count (tmpfs pages, buffers) is counted by the
+    worker's memory cgroup: every process of the worker is in it, at the assignment's limit,
+    and the cgroup is removed with the worker."""
+    from grader.client import WorkerClient
+
+    limits = load_assignment("hw2_vae").config.limits.sandbox_limits()
+    box = ProcessSandbox(limits)
+    assert f"memory cgroup of {limits.memory_mb} MB" in box.isolation
+    client = WorkerClient(box, {"vae.py": REFERENCE.encode()}, "vae")
+    try:
+        assert client.module().ok
+        pids = [pid for pid, _ in process.uid_processes(box.uid)]
+        assert pids
+        groups = set()
+        for pid in pids:
+            line = next(ln for ln in Path(f"/proc/{pid}/cgroup").read_text().splitlines() if ":memory:" in ln)
+            groups.add(line.split(":", 2)[2])
+        [group] = groups
+        folder = Path("/sys/fs/cgroup/memory") / group.lstrip("/")
+        assert folder.name.startswith("dgm-worker-")
+        assert int((folder / "memory.limit_in_bytes").read_text()) == limits.memory_mb << 20
+    finally:
+        client.close()
+    assert not folder.exists()

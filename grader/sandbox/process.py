@@ -2,34 +2,48 @@
 
 Always: scrubbed environment, the session's work directory as cwd, rlimits
 (address space, CPU seconds, file size, open files, processes), Python in
-isolated mode (``-I``), a new session so the whole group can be killed.
+isolated mode (``-I``), a new session so the whole group can be killed, and
+the judge's seccomp filter, which the worker loads on itself before torch
+and student code (seccomp.py; it needs no privilege).
 
-As root, additionally (``unshare`` + ``setpriv``):
-- a uid of its own per worker slot, no capabilities, ``no_new_privs``;
-- new network namespace (only a loopback that is down), new PID namespace
-  with its own /proc (the worker sees no other process, and everything it
-  starts dies with it), new IPC and UTS namespaces;
-- new mount namespace in which the grader's own packages (judge, checks,
-  reference, tests) and every other directory of the project checkout
-  (``.git`` holds the reference too) except the interpreter's own venv are
-  covered by empty tmpfs mounts, so student code cannot read or overwrite
-  them; /tmp, /var/tmp, /dev/shm and /run/lock are fresh, small tmpfs
-  mounts (``Limits.tmpfs_mb`` each), and the worker's cwd is a copy of the
-  student's files on that private /tmp (JAIL_WORK), so it can write
-  nothing to the host's disks and everything it writes vanishes with it.
-- PID 1 of the namespace is a root shell that waits for the worker (it
-  does not ``exec`` it): the student cannot signal it or move it out of
-  the process group the judge kills, and when it dies the kernel kills
-  everything left in the namespace (double-forked, setsid'd or not).
+As root, the best jail that works here (``jail_kind`` tries each once):
+
+1. bubblewrap (``bwrap``): an allow-listed file system. The worker sees /usr,
+   the interpreter's own folders (its prefixes and sys.path) read-only, with
+   the grader's packages covered wherever they are installed, its runtime
+   (read-only), fresh size-limited /tmp, /var/tmp and /dev/shm, a private
+   /proc and a minimal /dev; nothing else of the host: no other checkout,
+   wheel or build folder, no /home, /srv or /etc beyond the linker's cache.
+   New network (no interface up), PID, IPC and UTS namespaces.
+2. unshare (util-linux), where bubblewrap is missing: the host's file system
+   minus a deny list. The grader's own packages and every other directory of
+   the project checkout (``.git`` holds the reference too) except the
+   interpreter's venv are covered by empty tmpfs mounts; /tmp, /var/tmp,
+   /dev/shm and /run/lock are fresh, small tmpfs mounts; same namespaces.
+   PID 1 of the namespace is a root shell that waits for the worker (it does
+   not ``exec`` it): the student cannot signal it or move it out of the
+   process group the judge kills, and when it dies the kernel kills
+   everything left in the namespace (double-forked, setsid'd or not).
+   (bubblewrap's own PID 1 does the same.)
+
+In both, the worker runs as a uid of its own per worker slot, with no
+capabilities and ``no_new_privs`` (``setpriv``), in a copy of the student's
+files on its private /tmp (JAIL_WORK), so it can write nothing to the
+host's disks and everything it writes vanishes with it. ``--gpu`` keeps the
+unshare jail (GPU device files are not in bubblewrap's allow-list yet).
+
+Memory: a memory cgroup per worker at the assignment's limit where the
+host lets root make one (cgroup.py; cgroup v1 here), which counts what the
+address-space limit does not (tmpfs pages, buffers).
 
 The worker never outlives the grader, even one killed with SIGKILL: the
 process the judge starts gets ``PR_SET_PDEATHSIG`` (SIGKILL when the grader
-dies). Jailed, that process is ``unshare``, whose ``--kill-child`` passes the
-same to the namespace's PID 1; without the jail, ``setpriv --pdeathsig keep``
+dies). Jailed, that process is ``bwrap`` (``--die-with-parent``) or ``unshare``
+(``--kill-child``), which pass the same to the namespace's PID 1; without the jail, ``setpriv --pdeathsig keep``
 carries it across the change of uid (which would clear it).
 
-Root where the jail cannot run (no unshare/setpriv, or a container whose
-seccomp profile refuses namespaces: ``jail_probe`` tries once and caches the
+Root where no jail can run (no bwrap/unshare/setpriv, or a container whose
+seccomp profile refuses namespaces: ``jail_kind`` tries once and caches the
 answer): the worker still drops to its own uid (but shares the network, /tmp
 and the process table), which ``isolation`` says, with the reason.
 Not root (a student's laptop, Colab): the worker runs as the calling user,
@@ -69,7 +83,10 @@ import threading
 import time
 from pathlib import Path
 
+from ..worker.confine import FILTER_FILE
 from .base import ROOT_SESSIONS, WORKER_BOOT, Limits, PipeWorker, Sandbox, SandboxUnavailable, Session, WorkerHandle
+from .cgroup import WorkerCgroup, cgroup_probe
+from .seccomp import checked_filter
 
 # Grader directories a jailed worker must not see (covered by tmpfs).
 _PROJECT = Path(__file__).resolve().parents[2]
@@ -98,6 +115,74 @@ def interpreter_binds(scratch: tuple[str, ...]) -> list[tuple[str, Path]]:
     return binds
 
 
+# bubblewrap's allow-list: what a jailed worker sees besides its runtime and its files. Read-only:
+# /usr, the interpreter's prefixes (a venv, pyenv's or conda's folder), the dynamic linker's cache,
+# the CPU topology (torch reads it). Writable: only the scratch dirs, fresh and size-limited.
+HOST_LINKS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+ETC_FILES = ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime", "/etc/alternatives")
+READ_ONLY_TRY = ("/sys/devices/system/cpu",)
+SUBMISSION = "/run/dgm/submission"  # the session's work dir, read-only: copied to JAIL_WORK inside
+
+
+@functools.lru_cache(maxsize=None)
+def worker_sys_path() -> tuple[str, ...]:
+    """sys.path of the worker's interpreter: ``python -I`` (no PYTHONPATH, cwd or user site),
+    so only the interpreter's own libraries and the folders its .pth files add."""
+    try:
+        run = subprocess.run([sys.executable, "-I", "-c", "import sys; print('\\n'.join(sys.path))"],
+                             capture_output=True, text=True, timeout=PROBE_TIMEOUT_S, env={})
+        return tuple(line for line in run.stdout.splitlines() if line)
+    except (OSError, subprocess.TimeoutExpired):
+        return ()
+
+
+def interpreter_roots() -> list[str]:
+    """The folders the worker's interpreter and its libraries live in, outside /usr: its prefixes
+    (as named and resolved) and its sys.path, but nothing of the project checkout except the venv
+    inside it."""
+    roots = set()
+    for prefix in (sys.prefix, sys.base_prefix, os.path.dirname(os.path.dirname(os.path.realpath(sys.executable)))):
+        roots |= {os.path.abspath(prefix), os.path.realpath(prefix)}
+    venv = os.path.realpath(sys.prefix)
+    for entry in worker_sys_path():
+        path = os.path.realpath(entry)
+        in_project = path == str(_PROJECT) or path.startswith(str(_PROJECT) + "/")
+        if os.path.isdir(path) and (not in_project or path.startswith(venv + "/")):
+            roots.add(path)
+    roots = {r for r in roots if r != "/" and r != "/usr" and not r.startswith("/usr/")}
+    return sorted(r for r in roots if not any(r.startswith(o.rstrip("/") + "/") for o in roots))
+
+
+def bwrap_command(*, runtime: Path, work: Path, scratch_mb: dict[str, int], inner: str) -> list[str]:
+    """bubblewrap around ``sh -c inner`` (run as root inside, no network, own PID/IPC/UTS namespaces)
+    with the allow-listed file system above; the grader's packages covered wherever they lie in it."""
+    args = ["bwrap", "--die-with-parent", "--new-session", "--unshare-ipc", "--unshare-pid", "--unshare-net",
+            "--unshare-uts", "--unshare-cgroup-try", "--hostname", "dgm-worker", "--ro-bind", "/usr", "/usr"]
+    for link in HOST_LINKS:
+        if os.path.islink(link):
+            args += ["--symlink", os.readlink(link), link]
+        elif os.path.isdir(link):
+            args += ["--ro-bind", link, link]
+    args += ["--proc", "/proc", "--dev", "/dev"]
+    for d in ("/tmp", "/var/tmp", "/dev/shm"):
+        args += ["--perms", "1777", "--size", str(scratch_mb[d] << 20), "--tmpfs", d]
+    binds = interpreter_roots() + [str(runtime)]
+    mount_points = binds + [SUBMISSION, *ETC_FILES, *READ_ONLY_TRY]
+    parents = sorted({str(a) for b in mount_points for a in Path(b).parents if str(a) != "/"},
+                     key=lambda a: a.count("/"))
+    for d in parents:  # (bubblewrap would make them 0700: the worker could not pass through)
+        args += ["--perms", "0755", "--dir", d]
+    for path in [*ETC_FILES, *READ_ONLY_TRY]:
+        args += ["--ro-bind-try", path, path]
+    for b in binds:
+        args += ["--ro-bind", b, b]
+    for hidden in hidden_paths():
+        if any(str(hidden) == b or str(hidden).startswith(b.rstrip("/") + "/") for b in binds + ["/usr"]):
+            args += ["--size", str(1 << 20), "--tmpfs", str(hidden)]
+    args += ["--ro-bind", str(work), SUBMISSION, "--chdir", "/", "--", "/bin/sh", "-c", inner]
+    return args
+
+
 def hidden_paths() -> list[Path]:
     """Directories of the grader and its assignments, wherever they are installed.
 
@@ -120,38 +205,76 @@ def hidden_paths() -> list[Path]:
     return sorted(p for p in paths if not any(k == p or p in k.parents for k in keep))
 
 
-# What the jail needs, tried once per process (``jail_probe``): the namespaces, a mount inside
-# them, and setpriv dropping to an unprivileged uid.
+# What each jail needs, tried once per process (``jail_probe``). bubblewrap: its namespaces, a tmpfs
+# and setpriv inside; the unshare jail: the namespaces, a mount inside them, and setpriv.
+DROP_PROBE = "setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all --bounding-set=-all --no-new-privs true"
+BWRAP_PROBE = ["bwrap", "--die-with-parent", "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts",
+               "--ro-bind", "/usr", "/usr", "--symlink", "usr/bin", "/bin", "--symlink", "usr/lib", "/lib",
+               "--symlink", "usr/lib64", "/lib64", "--proc", "/proc", "--dev", "/dev", "--size", "1048576",
+               "--tmpfs", "/tmp", "--", "/usr/bin/sh", "-c", DROP_PROBE]
 PROBE = ["unshare", "--net", "--pid", "--mount-proc", "--mount", "--ipc", "--uts", "--fork", "--kill-child",
-         "sh", "-c", "mount -t tmpfs -o size=1m none /tmp && exec setpriv --reuid=65534 --regid=65534 "
-         "--clear-groups --inh-caps=-all --bounding-set=-all --no-new-privs true"]
+         "sh", "-c", f"mount -t tmpfs -o size=1m none /tmp && exec {DROP_PROBE}"]
 PROBE_TIMEOUT_S = 30
 
 
-@functools.lru_cache(maxsize=None)
-def jail_probe() -> str:
-    """Try the jail once: "" when it works here, else one line saying why it does not.
-
-    Having ``unshare`` and ``setpriv`` is not enough: in a container with
-    Docker's default capabilities and seccomp profile (Gradescope's, say)
-    both exist and the kernel refuses the namespaces. So the probe runs the
-    same steps a jailed worker's start runs, and the sandbox falls back
-    when they fail, saying what held.
-    """
-    if os.geteuid() != 0:
-        return "not root"
-    missing = [tool for tool in ("unshare", "setpriv") if shutil.which(tool) is None]
+def _try(command: list[str], tools: tuple[str, ...]) -> str:
+    """Run a probe: "" when it worked, else one line saying why not."""
+    missing = [tool for tool in tools if shutil.which(tool) is None]
     if missing:
-        return f"{' and '.join(missing)} not found (install util-linux)"
+        return f"{' and '.join(missing)} not found"
     try:
-        run = subprocess.run(PROBE, capture_output=True, text=True, timeout=PROBE_TIMEOUT_S,
+        run = subprocess.run(command, capture_output=True, text=True, timeout=PROBE_TIMEOUT_S,
                              env={"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"})
     except (OSError, subprocess.TimeoutExpired) as exc:
-        return f"the namespace probe failed ({type(exc).__name__})"
+        return f"the probe failed ({type(exc).__name__})"
     if run.returncode != 0:
         last = (run.stderr.strip().splitlines() or [f"exit status {run.returncode}"])[-1]
         return f"the kernel refused the namespaces ({last[:200]})"
     return ""
+
+
+@functools.lru_cache(maxsize=None)
+def probe(kind: str) -> str:
+    """Whether the jail ``kind`` ("bwrap" or "unshare") works here: "" or why not (cached)."""
+    if kind == "bwrap":
+        return _try(BWRAP_PROBE, ("bwrap", "setpriv"))
+    return _try(PROBE, ("unshare", "setpriv"))
+
+
+@functools.lru_cache(maxsize=None)
+def jail_kind() -> tuple[str, str]:
+    """(the jail that works here: "bwrap", "unshare" or "", why the better ones do not).
+
+    Having the tools is not enough: in a container with Docker's default
+    capabilities and seccomp profile (Gradescope's, say) they exist and the
+    kernel refuses the namespaces. So each probe runs the same steps a
+    jailed worker's start runs, and the sandbox falls back when they fail,
+    saying what held.
+    """
+    if os.geteuid() != 0:
+        return "", "not root"
+    bwrap = probe("bwrap")
+    if not bwrap:
+        return "bwrap", ""
+    bwrap = f"bubblewrap: {bwrap}"
+    unshare = probe("unshare")
+    if not unshare:
+        return "unshare", bwrap
+    return "", f"{bwrap}; unshare: {unshare} (install bubblewrap and util-linux)"
+
+
+def jail_probe() -> str:
+    """"" when some jail works here, else one line saying why none does."""
+    kind, why = jail_kind()
+    return "" if kind else why
+
+
+def _clear() -> None:
+    probe.cache_clear()
+    jail_kind.cache_clear()
+
+
+jail_probe.cache_clear = _clear  # the tests re-probe after changing the probes
 
 
 _LIBC = ctypes.CDLL(None, use_errno=True)  # loaded here: a forked child must not load libraries
@@ -210,7 +333,7 @@ def claim_uid(slot: int) -> tuple[int, int]:
 
 
 def can_jail() -> bool:
-    """True when the jail works here: root, unshare and setpriv, and the kernel allows the namespaces."""
+    """True when a jail works here: root, bubblewrap or unshare, setpriv, and namespaces the kernel allows."""
     return not jail_probe()
 
 
@@ -221,7 +344,14 @@ class ProcessSandbox(Sandbox):
         self._uid_lock: int | None = None
         self.limits = limits
         self.gpu = gpu
-        self.jailed = can_jail()
+        self.jail, self.jail_note = jail_kind()
+        if gpu and self.jail == "bwrap":
+            # The GPU's device files and driver state are not in bubblewrap's allow-list (not yet
+            # tried on a GPU host): --gpu keeps the deny-list jail, which was.
+            self.jail, self.jail_note = ("unshare", "--gpu") if not probe("unshare") else ("", "--gpu: " + probe("unshare"))
+        self.jailed = bool(self.jail)
+        # --gpu: CUDA maps gigabytes of libraries, which a cgroup would count; not tried on a GPU host yet
+        self.cgroup_note = "--gpu" if gpu else cgroup_probe()
         slot = os.getpid() if slot is None else slot
         if os.geteuid() == 0:
             self.uid, self._uid_lock = claim_uid(slot)
@@ -239,14 +369,26 @@ class ProcessSandbox(Sandbox):
 
     @property
     def isolation(self) -> str:
-        if self.jailed:
+        bpf, why = checked_filter(self.gpu)
+        text = self._isolation() + (", seccomp filter on" if bpf else f", no seccomp filter ({why})")
+        if self.cgroup_note:
+            return text + f", no memory cgroup ({self.cgroup_note}: the judge's watchdog bounds resident memory)"
+        return text + f", memory cgroup of {self.limits.memory_mb} MB"
+
+    def _isolation(self) -> str:
+        if self.jail == "bwrap":
             return (
-                f"process sandbox: uid {self.uid}, no network, private PID/mount namespaces, "
-                "grader files hidden, private /tmp, rlimits on"
+                f"process sandbox (bubblewrap): uid {self.uid}, no network, private PID/IPC namespaces, "
+                "an allow-listed file system (the interpreter read-only, no grader files), private /tmp, rlimits on"
+            )
+        if self.jail == "unshare":
+            return (
+                f"process sandbox (unshare; bubblewrap not used: {self.jail_note}): uid {self.uid}, no network, "
+                "private PID/mount namespaces, grader files hidden, private /tmp, rlimits on"
             )
         if os.geteuid() == 0:
             return (
-                f"process sandbox without namespaces ({jail_probe()}): uid {self.uid} and rlimits on, but student "
+                f"process sandbox without namespaces ({self.jail_note}): uid {self.uid} and rlimits on, but student "
                 "code shares the network, /tmp and the process table (--sandbox docker isolates more where it runs)"
             )
         return (
@@ -285,23 +427,35 @@ class ProcessSandbox(Sandbox):
         python = [sys.executable, "-I", "-c", WORKER_BOOT, str(session.runtime)]
         if not self.jailed:
             return self._drop() + python if self.owner and shutil.which("setpriv") else python
+        files_mb = sum(f.stat().st_size for f in session.work.rglob("*") if f.is_file()) >> 20
+        sizes = {d: self.limits.tmpfs_mb + (files_mb + 1 if d == "/tmp" else 0) for d in SCRATCH_DIRS}
+        uid = self.uid
+        # Run as root inside: copy the student's files to the private /tmp, hand them to the worker's
+        # uid, then drop to it for good.
+        def setup(source: str) -> str:
+            return (f"mkdir -m 0700 {JAIL_WORK} && cp -R {source}/. {JAIL_WORK}/ && chown -R {uid}:{uid} {JAIL_WORK} "
+                    f"&& cd {JAIL_WORK} && ")
+
+        if self.jail == "bwrap":
+            return bwrap_command(runtime=session.runtime, work=session.work, scratch_mb=sizes,
+                                 inner=setup(SUBMISSION) + "exec " + shlex.join(self._drop() + python))
+        return self._unshare_command(sizes, setup(shlex.quote(str(session.work))), python)
+
+    def _unshare_command(self, sizes: dict[str, int], setup: str, python: list[str]) -> list[str]:
+        """The deny-list jail (no bubblewrap): the host's file system minus the grader's folders."""
         binds = interpreter_binds(SCRATCH_DIRS)
         mounts = "".join(f"mount -t tmpfs -o size=1m,mode=0755 none {shlex.quote(str(p))} && " for p in hidden_paths())
         for prefix, park in binds:
             park.mkdir(parents=True, exist_ok=True)
             mounts += f"mount --bind {shlex.quote(prefix)} {shlex.quote(str(park))} && "
-        files_mb = sum(f.stat().st_size for f in session.work.rglob("*") if f.is_file()) >> 20
         for d in SCRATCH_DIRS:
             if Path(d).is_dir():
-                size = self.limits.tmpfs_mb + (files_mb + 1 if d == "/tmp" else 0)
-                mounts += f"mount -t tmpfs -o size={size}m,mode=1777,nosuid,nodev none {d} && "
+                mounts += f"mount -t tmpfs -o size={sizes[d]}m,mode=1777,nosuid,nodev none {d} && "
         for prefix, park in binds:
             p, k = shlex.quote(prefix), shlex.quote(str(park))
             mounts += f"mkdir -p {p} && mount --bind {k} {p} && mount -o remount,bind,ro {p} && "
-        uid, work = self.uid, shlex.quote(str(session.work))
-        mounts += f"mkdir -m 0700 {JAIL_WORK} && cp -R {work}/. {JAIL_WORK}/ && chown -R {uid}:{uid} {JAIL_WORK} && "
         # No `exec`: this root shell stays PID 1 of the namespace (see the module docstring).
-        inner = f"{mounts}cd {JAIL_WORK} && {shlex.join(self._drop() + python)}; exit $?"
+        inner = f"{mounts}{setup}{shlex.join(self._drop() + python)}; exit $?"
         return ["unshare", "--net", "--pid", "--mount-proc", "--mount", "--ipc", "--uts", "--fork", "--kill-child",
                 "sh", "-c", inner]
 
@@ -315,6 +469,10 @@ class ProcessSandbox(Sandbox):
         return (self.uid, self.uid) if os.geteuid() == 0 and not self.jailed else None
 
     def start(self, session: Session) -> WorkerHandle:
+        bpf, _ = checked_filter(self.gpu)
+        if bpf:  # the worker loads it on itself before torch and student code (grader/worker/confine.py)
+            (session.runtime / FILTER_FILE).write_bytes(bpf)
+            os.chmod(session.runtime / FILTER_FILE, 0o644)
         if self.owner:
             session.give_to(*self.owner)
         elif self.jailed:
@@ -324,6 +482,7 @@ class ProcessSandbox(Sandbox):
         # setpriv drops the uid (inside the namespace when jailed); without it, preexec does
         drop_to = None if self.jailed or shutil.which("setpriv") else self.owner
         parent = os.getpid()
+        group = None if self.cgroup_note else WorkerCgroup(limits.memory_mb << 20)
 
         def apply_limits() -> None:
             mb = 1 << 20
@@ -340,13 +499,24 @@ class ProcessSandbox(Sandbox):
                 pass
             if os.geteuid() == 0:  # per-uid: only meaningful when the worker has a uid of its own
                 resource.setrlimit(resource.RLIMIT_NPROC, (limits.processes, limits.processes))
+            if group:  # everything the worker starts is counted there too
+                group.join()
             if drop_to:  # root without unshare/setpriv: student code still never runs as root
                 os.setgroups([])
                 os.setgid(drop_to[1])
                 os.setuid(drop_to[0])
             die_with_parent(parent)  # after the uid change, which clears it
 
-        proc = subprocess.Popen(
+        try:
+            proc = self._popen(session, apply_limits)
+        except BaseException:
+            if group:
+                group.remove()
+            raise
+        return ProcessWorker(proc, uid=self.uid if os.geteuid() == 0 else None, limits=limits, cgroup=group)
+
+    def _popen(self, session: Session, apply_limits) -> subprocess.Popen:
+        return subprocess.Popen(
             self.command(session),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -357,13 +527,14 @@ class ProcessSandbox(Sandbox):
             start_new_session=True,
             close_fds=True,
         )
-        return ProcessWorker(proc, uid=self.uid if os.geteuid() == 0 else None, limits=limits)
 
 
 class ProcessWorker(PipeWorker):
-    def __init__(self, proc, *, uid: int | None = None, limits: Limits | None = None) -> None:
+    def __init__(self, proc, *, uid: int | None = None, limits: Limits | None = None,
+                 cgroup: WorkerCgroup | None = None) -> None:
         super().__init__(proc)
         self.uid = uid  # the worker's own uid (as root): everything of it dies with the worker
+        self.cgroup = cgroup
         self.watchdog = MemoryWatchdog(self, uid, limits.memory_mb) if uid is not None and limits else None
 
     def kill(self) -> None:
@@ -381,6 +552,8 @@ class ProcessWorker(PipeWorker):
             except OSError:
                 pass
         self.proc.wait()
+        if self.cgroup:
+            self.cgroup.remove()
 
 
 # ---------------------------------------------------------------- every process of a uid, and its memory

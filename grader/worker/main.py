@@ -3,11 +3,12 @@
 Started by a sandbox (grader/sandbox/) with the protocol on stdin/stdout and
 the student's files in its working directory. It:
 
-1. moves the protocol pipes to private file descriptors and points fd 0 at
+1. loads the judge's seccomp filter on itself (confine.py), when there is one;
+2. moves the protocol pipes to private file descriptors and points fd 0 at
    /dev/null and fds 1, 2 at a capture file, so student prints never mix
    with frames (they come back, capped, in each response);
-2. imports torch before any student code (a warm worker);
-3. answers requests: ``load`` imports the student module, ``call`` calls one
+3. imports torch before any student code (a warm worker);
+4. answers requests: ``load`` imports the student module, ``call`` calls one
    of its functions on decoded arguments, optionally returning gradients and
    the inputs as they were after the call.
 
@@ -26,6 +27,7 @@ import traceback
 from typing import Any
 
 from . import fixtures, protocol
+from .confine import confine
 
 MAX_OUTPUT_CHARS = 4000
 
@@ -258,6 +260,9 @@ def student_traceback(exc: BaseException) -> str:
 
 
 def main() -> None:
+    # the seccomp filter, before anything else (the runtime folder is sys.argv[1]: see WORKER_BOOT)
+    if len(sys.argv) > 1:
+        confine(sys.argv[1])
     # 1. the protocol gets private descriptors; the student gets /dev/null and a capture file
     proto_in, proto_out = os.dup(0), os.dup(1)
     devnull = os.open(os.devnull, os.O_RDONLY)

@@ -80,9 +80,9 @@ def hunt():
 
 
 hunt()
-print("found:", sorted(found))
 for text in found.values():
     print(text[:3000])
+print("found:", sorted(found))  # last: the feedback keeps the end of what was printed
 
 solution = {}
 for text in found.values():
