@@ -505,15 +505,21 @@ def test_stopping_the_grader_ends_the_worker_and_keeps_the_checks_done(sig, mark
     try:
         assert wait_until(lambda: marker_processes(marker) or proc.poll() is not None, 240)
         assert proc.poll() is None, proc.communicate()
-        tree = descendants(proc.pid)  # unshare, the namespace shell, setpriv/python (the worker), its child
+        tree = descendants(proc.pid)  # bwrap or unshare, the namespace's PID 1, python (the worker), its child
         assert len(tree) >= 3, tree
+        held = [Path(link) for link in _open_files(proc.pid) if Path(link).name.startswith("dgm-session-")]
+        assert held, _open_files(proc.pid)  # the grader's session lock
         proc.send_signal(sig)
         _, stderr = proc.communicate(timeout=60)
     finally:
         proc.kill()
     assert wait_until(lambda: not alive(tree), 10), [Path(f"/proc/{p}/cmdline").read_bytes()[:100] for p in alive(tree)]
     assert not marker_processes(marker)
-    if sig == signal.SIGKILL:
+    if sig == signal.SIGKILL:  # its session folder outlived it; the next grader's first session removes it
+        from grader.sandbox.base import Session
+
+        Session({}).remove()
+        assert all(not p.exists() and not p.with_suffix("").exists() for p in held), held
         return
     assert proc.returncode == 128 + sig, (proc.returncode, stderr)
     assert "stopped by SIGTERM" in stderr and "internal error" not in stderr
@@ -527,6 +533,17 @@ def test_stopping_the_grader_ends_the_worker_and_keeps_the_checks_done(sig, mark
     stopped = [t for t in data["tests"] if "not run: grading was stopped by SIGTERM" in t["output"]]
     assert stopped[0]["name"].startswith("negative_elbo_bound") and stopped[-1] == data["tests"][-1]
     assert "stopped by SIGTERM" in data["output"]
+
+
+def _open_files(pid: int) -> list[str]:
+    """What the process has open (the targets of /proc/PID/fd)."""
+    found = []
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            found.append(os.readlink(fd))
+        except OSError:
+            pass
+    return found
 
 
 DEEP = "-" * 100_000 + "1"  # Python's parser gives up on it (MemoryError: parser stack overflow)

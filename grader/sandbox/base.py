@@ -11,6 +11,7 @@ judge only needs ``write``, ``read`` with a deadline, and ``kill``.
 """
 from __future__ import annotations
 
+import fcntl
 import os
 import select
 import shutil
@@ -157,11 +158,51 @@ def sessions_dir() -> Path | None:
     return chosen
 
 
+def claim_session(parent: Path) -> tuple[Path, int]:
+    """A new session folder's path and the fd of its lock (``<folder>.lock`` beside it, flock'd
+    until the session is removed or the grader dies, however it dies)."""
+    while True:
+        root = parent / f"dgm-session-{os.urandom(6).hex()}"
+        try:
+            fd = os.open(f"{root}.lock", os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+        except FileExistsError:
+            continue
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return root, fd
+
+
+def sweep_stale_sessions(parent: Path) -> list[Path]:
+    """Remove the session folders of graders that are gone (killed with SIGKILL, say): those whose
+    lock nobody holds. Returns what was removed."""
+    removed = []
+    for lock in parent.glob("dgm-session-*.lock"):
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            continue  # a live grader's
+        try:
+            folder = lock.with_suffix("")
+            shutil.rmtree(folder, ignore_errors=True)
+            lock.unlink(missing_ok=True)
+            removed.append(folder)
+        finally:
+            os.close(fd)
+    return removed
+
+
 class Session:
     """A fresh session directory for one submission (see module docstring)."""
 
     def __init__(self, files: dict[str, bytes]) -> None:
-        self.root = Path(tempfile.mkdtemp(prefix="dgm-session-", dir=sessions_dir()))
+        parent = sessions_dir() or Path(tempfile.gettempdir())
+        sweep_stale_sessions(parent)
+        self.root, self._lock = claim_session(parent)
+        self.root.mkdir(mode=0o711)
         os.chmod(self.root, 0o711)
         self.runtime = self.root / "runtime"
         self.work = self.root / "work"
@@ -193,4 +234,9 @@ class Session:
             self.give_to(*owner)
 
     def remove(self) -> None:
+        """Remove the folder, then its lock (idempotent)."""
         shutil.rmtree(self.root, ignore_errors=True)
+        if self._lock is not None:
+            Path(f"{self.root}.lock").unlink(missing_ok=True)
+            os.close(self._lock)
+            self._lock = None
