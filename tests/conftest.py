@@ -61,3 +61,30 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--gradescope-all", action="store_true", default=False,
                      help="tests/test_gradescope.py: every assignment's autograder under Gradescope's limits "
                           "(about 10 minutes), and docs/gradescope.md's table refreshed")
+
+
+# The figures docs/security.md quotes: tests of attacks and faults that passed, per suite.
+SECURITY_SUITES = {
+    "tests/test_hostile.py": "hostile submissions and faults, process sandbox",
+    "tests/test_docker_sandbox.py": "attacks on the Docker sandbox",
+    "tests/test_gradescope.py": "simulated Gradescope (hostile upload included)",
+}
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    counts: dict[str, list[int]] = {}
+    for outcome in ("passed", "failed", "error"):
+        for report in terminalreporter.stats.get(outcome, []):
+            suite = getattr(report, "nodeid", "").split("::")[0]
+            if suite in SECURITY_SUITES and (report.when == "call" or outcome != "passed"):
+                held = counts.setdefault(suite, [0, 0])
+                held[0] += outcome == "passed"
+                held[1] += 1
+    if not counts:
+        return
+    from grader.sandbox.process import jail_kind
+
+    terminalreporter.write_sep("-", "security figures (docs/security.md)")
+    for suite, (ok, total) in counts.items():
+        where = f" ({jail_kind()[0] or 'no'} jail)" if suite.endswith("test_hostile.py") else ""
+        terminalreporter.write_line(f"{SECURITY_SUITES[suite]}{where}: {ok}/{total} held")
