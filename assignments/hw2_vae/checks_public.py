@@ -22,6 +22,7 @@ from scipy import stats
 from grader.checks import Checks
 from grader.compare import expect, expect_close, expect_tensor, expect_tuple, expect_unchanged
 from grader.strategies import dtypes, gaussians, shapes, tensors
+from grader.verify import expect_derivative
 
 from .models import (DEC_B, DEC_W, ENC_LOG_VAR, ENC_MEAN, GRAD_Q_LOG_VAR, GRAD_Q_MEAN, LOG_W, NEG_LOG_PX, REC,
                      X_ONE, Z_FAIL, binary_vectors, handout, linear_vae, vae_fixture)
@@ -157,6 +158,8 @@ def kl_non_negative(student, data, batch, d, dtype):
             g = r.grad(t)
             expect(g is not None, f"no gradient reached {name} (keep the KL differentiable: no .detach(), no .item())")
             expect_tensor(g, shape=shape, what=f"d KL / d {name}")
+        if dtype == torch.float64:
+            expect_derivative(student, "kl_normal", args, r, args, what="d KL / d (q_mean, q_log_var, p_mean, p_log_var)")
 
 
 @checks.add("kl_normal", "sums over the last dim", requires=KL_PIN)
@@ -217,6 +220,8 @@ def kl_gradients(student, data, batch, d, dtype):
             g = r.grad(t)
             expect(g is not None, f"no gradient reached {name} (keep the KL differentiable: no .detach(), no .item())")
             expect_close(g, value.to(dtype), what=f"d KL / d {name}")
+        if dtype == torch.float64:
+            expect_derivative(student, "kl_normal", args, r, args, what="d KL / d (q_mean, q_log_var, p_mean, p_log_var)")
 
 
 # ---------------------------------------------------------------------- sample_gaussian
@@ -273,6 +278,9 @@ def sample_gradients(student, data, shape, dtype):
         expected = cot.double() * 0.5 * (z.double() - g.mean.double())
         expect_close(d_log_var, expected.to(dtype), what="gradient wrt log_var (cotangent * 0.5 (z - mean))",
                      atol=1e-5 * float(z.abs().max() + 1))
+        if dtype == torch.float64:
+            expect_derivative(student, "sample_gaussian", (g.mean, g.log_var, eps), r, (g.mean, g.log_var),
+                              cotangent=cot, what="the gradient wrt (mean, log_var)")
 
 
 @checks.add("sample_gaussian", "broadcasts log_var against mean, keeps the dtype and leaves inputs unchanged",
@@ -335,6 +343,9 @@ def sample_none_gradients(student, data, shape, dtype):
         expected = cot.double() * 0.5 * (z.double() - g.mean.double())
         expect_close(d_log_var, expected.to(dtype), what="gradient wrt log_var (cotangent * 0.5 (z - mean))",
                      atol=1e-5 * float(z.abs().max() + 1))
+        if dtype == torch.float64:
+            expect_derivative(student, "sample_gaussian", (g.mean, g.log_var), r, (g.mean, g.log_var),
+                              cotangent=cot, what="the gradient wrt (mean, log_var)")
 
 
 @checks.add("sample_gaussian", "with eps=None, draws in the broadcast shape of mean and log_var, keeps the dtype "
@@ -409,6 +420,8 @@ def bernoulli_gradients(student, data, shape, dtype):
         expect(grad is not None, "no gradient reached the logits (is the result computed with autograd?)")
         expected = x.double() - torch.sigmoid(logits.double())
         expect_close(grad, expected.to(x.dtype), what="d log p / d logits (= x - sigmoid(logits))", atol=1e-6)
+        if dtype == torch.float64:
+            expect_derivative(student, "log_bernoulli_with_logits", (x, logits), r, logits, what="d log p / d logits")
 
 
 @checks.add("log_bernoulli_with_logits", "broadcasts x [B, D] against logits [k, B, D] and logits [D] against x",
@@ -442,6 +455,9 @@ def bernoulli_extremes(student):
             grad = r.grad(logits)
             expect(grad is not None, "no gradient reached the logits (is the result computed with autograd?)")
             expect_tensor(grad, shape=(3, 7, 1), what=f"d log p / d logits in {name}")
+            if dtype == torch.float64:
+                expect_derivative(student, "log_bernoulli_with_logits", (x, logits), r, logits,
+                                  what=f"d log p / d logits in {name}")
             at0, half, at1 = got.double()
             ones = logits[0, :, 0].double()
             expect_close(at1 - at0, ones, what=f"log p(1) - log p(0) (= the logit) in {name}", atol=1e-4)
@@ -461,10 +477,13 @@ def lme_gradient(student, data, shape, dtype):
     x = data.draw(tensors(shape, dtype, low=-20, high=20), label="x")
     dim = data.draw(st.integers(-len(shape), len(shape) - 1), label="dim")
     with handout(LME, LME_DIM):
-        grad = student.call("log_mean_exp", x, dim, wrt=(x,)).grad(x)
+        r = student.call("log_mean_exp", x, dim, wrt=(x,))
+        grad = r.grad(x)
         expect(grad is not None, "no gradient reached x (keep the result differentiable: no .detach(), no .item())")
         expect_close(grad, torch.softmax(x.double(), dim).to(dtype),
                      what=f"d log_mean_exp(x, dim={dim}) / dx (= softmax(x, dim))")
+        if dtype == torch.float64:
+            expect_derivative(student, "log_mean_exp", (x, dim), r, x, what=f"d log_mean_exp(x, dim={dim}) / dx")
         c = x.mean(dim, keepdim=True)
         flat = student.log_mean_exp(c.expand(shape).clone(), dim)
         expect_close(flat, c.squeeze(dim), what=f"log_mean_exp(x, dim={dim}) for x equal to c along dim (= c)")
@@ -604,6 +623,8 @@ def nelbo_encoder_gradients(student):
         expect(len(enc) > 0 and sum(float(g.abs().sum()) for g in enc) > 1e-8,
                "d rec / d encoder parameters is zero: z must be a reparameterised sample "
                "(mean + exp(0.5 log_var) eps), not detached or drawn with torch.normal")
+        expect_derivative(student, "negative_elbo_bound", (fixture, x), r, fixture, output=(2,),
+                          what="d rec / d model parameters")
 
 
 # ---------------------------------------------------------------------- negative_iwae_bound
@@ -677,9 +698,12 @@ def iwae_encoder_gradients(student):
     n = 20_000
     fixture = linear_vae(ENC_MEAN, ENC_LOG_VAR, DEC_W, DEC_B)
     with handout(IWAE, IWAE_RETURNS):
-        r = student.call("negative_iwae_bound", fixture, X_ONE.expand(n, 4).clone(), 1, wrt=(fixture,))
+        x = X_ONE.expand(n, 4).clone()
+        r = student.call("negative_iwae_bound", fixture, x, 1, wrt=(fixture,))
         got = (r.grad(fixture) or {}).get("encoder.0.bias")
         expect(got is not None, "no gradient reached the encoder: z must be a reparameterised sample of q(z|x)")
+        expect_derivative(student, "negative_iwae_bound", (fixture, x, 1), r, fixture,
+                          what="d niwae / d model parameters")
         got = expect_tensor(got, shape=(2,), dtype=torch.float64, what="gradient wrt the encoder's (mean, log_var) bias")
         for i, (name, moments) in enumerate((("mean", GRAD_Q_MEAN), ("log_var", GRAD_Q_LOG_VAR))):
             se = math.sqrt(moments.var / n)
