@@ -38,7 +38,7 @@ from typing import Any, Callable
 
 import torch
 
-from .client import CallResult, WorkerClient
+from .client import NOT_REPEATED, CallResult, WorkerClient
 from .compare import CheckFailed, describe
 from .worker.protocol import Fixture, StudentObject, Unsupported
 
@@ -160,14 +160,16 @@ class Student:
         wrt: tensors / Fixtures (by identity) to get gradients for;
         output: index path of the output to differentiate (``(0,)`` = first of a tuple);
         cotangent: weights of the vector-Jacobian product (default: ones);
-        return_inputs: also return the tensor inputs as they were after the call;
+        return_inputs: also return the tensor inputs as they were after the call, and the result of a
+            second call on the same objects with the same seed (``expect_unchanged`` checks both: the
+            first is the worker's account, the second a result the judge compares itself);
         default_dtype: torch's default dtype during the call (schedules);
         seed_offset: calls with different offsets draw different randomness
             (every call is seeded, so repeating one gives the same draws).
         """
         result = self._client.call(
             fn, args, kwargs, wrt=wrt, output=output, cotangent=cotangent, return_inputs=return_inputs,
-            seed=self._call_seed(seed_offset), default_dtype=default_dtype, timeout=self._timeout,
+            repeat=return_inputs, seed=self._call_seed(seed_offset), default_dtype=default_dtype, timeout=self._timeout,
         )
         # on a GPU the judge still compares on the CPU; outputs must be on the inputs' device, while a
         # function with no floating-point tensor inputs (a schedule from T, masks from sizes and an
@@ -175,6 +177,8 @@ class Student:
         on_device = self.device != "cpu" and _holds_values((args, kwargs))
         result.value = self._to_cpu(result.value, f"{fn}'s output", on_device)
         result.grads = {k: self._to_cpu(v, f"gradient from {fn}", on_device) for k, v in result.grads.items()}
+        if result.repeated is not NOT_REPEATED:
+            result.repeated = self._to_cpu(result.repeated, f"{fn}'s output when called again", on_device)
         if result.inputs_after:
             result.inputs_after = {k: v.cpu() if isinstance(v, torch.Tensor) else v
                                    for k, v in result.inputs_after.items()}

@@ -47,14 +47,29 @@ class WorkerFault(BaseException):
         self.function, self.reason, self.brief = function, reason, brief
 
 
+class _NotRepeated:
+    def __repr__(self) -> str:
+        return "NOT_REPEATED"
+
+
+NOT_REPEATED = _NotRepeated()  # a reply without the second call's result
+
+
 @dataclass
 class CallResult:
-    """A decoded reply. ``grads`` and ``inputs_after`` are keyed by id() of the judge's own objects."""
+    """A decoded reply. ``grads`` and ``inputs_after`` are keyed by id() of the judge's own objects.
+
+    ``repeated``: the result of calling the function a second time on the same objects with the same seed
+    (``NOT_REPEATED`` unless the call asked for it); ``exact``: whether the two must agree bit for bit
+    (on the CPU; GPU kernels may reorder sums).
+    """
 
     value: Any
     grads: dict = field(default_factory=dict)
     inputs_after: dict | None = None
     elapsed: float = 0.0
+    repeated: Any = NOT_REPEATED
+    exact: bool = True
 
     def grad(self, obj: Any) -> Any:
         """The gradient for a tensor (a tensor or None) or a Fixture (a dict name -> tensor or None)."""
@@ -197,6 +212,7 @@ class WorkerClient:
         output: tuple[int, ...] = (),
         cotangent: torch.Tensor | None = None,
         return_inputs: bool = False,
+        repeat: bool = False,
         seed: int = 0,
         default_dtype: torch.dtype | None = None,
         timeout: float = 30.0,
@@ -205,7 +221,8 @@ class WorkerClient:
 
         wrt: argument objects (tensors or Fixtures, by identity) to differentiate
              with respect to; output: index path of the output to differentiate;
-             cotangent: the vector of the vector-Jacobian product (default ones).
+             cotangent: the vector of the vector-Jacobian product (default ones);
+        repeat: call it a second time on the same objects and return that result too (``repeated``).
         """
         owner = fn.split(".")[0]
         if owner in self.timed_out:
@@ -231,6 +248,8 @@ class WorkerClient:
             "device": self.device,
             "return_inputs": return_inputs,
         }
+        if repeat:
+            header["repeat"] = True
         if default_dtype is not None:
             header["default_dtype"] = str(default_dtype).removeprefix("torch.")
         if wrt:
@@ -272,6 +291,8 @@ class WorkerClient:
             grads = {k: protocol.decode_plain(v, tensors, devices) for k, v in (reply.get("grads") or {}).items()}
             after = reply.get("inputs_after")
             inputs_after = {k: protocol.decode_plain(v, tensors, devices) for k, v in after.items()} if after else None
+            repeated = protocol.decode_plain(reply["repeat_result"], tensors, devices) \
+                if repeat and "repeat_result" in reply else NOT_REPEATED
         except (protocol.ProtocolError, AttributeError, TypeError) as exc:
             self._kill()
             raise WorkerFault(fn, f"the worker's reply to {fn} was malformed: {exc}") from None
@@ -280,6 +301,8 @@ class WorkerClient:
             grads={id(enc.objects[k]): g for k, g in grads.items() if k in enc.objects},
             inputs_after={id(enc.objects[k]): t for k, t in inputs_after.items() if k in enc.objects} if inputs_after else None,
             elapsed=float(reply.get("elapsed", 0.0)) if isinstance(reply.get("elapsed"), (int, float)) else 0.0,
+            repeated=repeated if repeat else NOT_REPEATED,
+            exact=not self.device.startswith("cuda"),
         )
 
     def _exchange(self, header: dict, tensors: dict, timeout: float) -> tuple[dict, dict]:

@@ -86,12 +86,65 @@ def expect_tensor(
 
 
 def expect_unchanged(result: Any, *inputs: torch.Tensor) -> None:
-    """Each input tensor is as it was after the call (``student.call(..., return_inputs=True)``)."""
+    """The call left its inputs as they were (``student.call(..., return_inputs=True)``).
+
+    Two tests, both must pass. The worker's account: each input tensor as the worker says it was after
+    the call (student code owns the worker, so this can be forged; it only ever fails a check). The
+    judge's own: the worker called the function a second time on the same objects with the same seed,
+    and that result must equal the first, so a function whose result depends on what it modified shows
+    it in its own output. A worker patched to copy the inputs before each call of the function (or to
+    answer the second call from the first) still passes: code in the worker can always lie about
+    itself; see docs/security.md.
+    """
     for i, t in enumerate(inputs):
         after = result.input_after(t)
         expect(after is not None and torch.equal(after, t),
                f"argument {i + 1} (shape {list(t.shape)}) was modified in place; compute on copies "
                "(x = x + 1, not x += 1)")
+    from .client import NOT_REPEATED
+
+    expect(result.repeated is not NOT_REPEATED,
+           "the worker did not return the second call's result (was the grader's worker modified?)")
+    difference = differs(result.value, result.repeated, exact=result.exact)
+    expect(not difference,
+           f"calling the function a second time on the same tensors gave a different result ({difference}): "
+           "the first call modified its inputs in place; compute on copies (x = x + 1, not x += 1)")
+
+
+def differs(a: Any, b: Any, *, exact: bool = True, where: str = "the result") -> str:
+    """Where two decoded results differ ("" when they agree): tensors bit for bit (NaN equal to NaN) or,
+    with ``exact`` False, within the dtype's tolerance; tuples, lists and dicts item by item."""
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        if not (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)):
+            return f"{where}: {describe(a)} then {describe(b)}"
+        if a.shape != b.shape or a.dtype != b.dtype:
+            return f"{where}: {describe(a)} then {describe(b)}"
+        if exact:
+            same = (a == b) | (a != a) & (b != b) if a.is_floating_point() or a.is_complex() else a == b
+        else:
+            rtol, atol = tolerance(a.dtype)
+            same = torch.isclose(a.double(), b.double(), rtol=rtol, atol=atol, equal_nan=True) \
+                if a.is_floating_point() else a == b
+        if not bool(same.all()):
+            n = int((~same).sum())
+            return f"{where}: {n} of {same.numel()} values changed"
+        return ""
+    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)) and type(a) is type(b):
+        if len(a) != len(b):
+            return f"{where}: {describe(a)} then {describe(b)}"
+        return next((d for i, (x, y) in enumerate(zip(a, b)) if (d := differs(x, y, exact=exact,
+                                                                               where=f"{where}[{i}]"))), "")
+    if isinstance(a, dict) and isinstance(b, dict):
+        if a.keys() != b.keys():
+            return f"{where}: keys {sorted(map(str, a))} then {sorted(map(str, b))}"
+        return next((d for k in a if (d := differs(a[k], b[k], exact=exact, where=f"{where}[{k!r}]"))), "")
+    if type(a) is not type(b):
+        return f"{where}: {describe(a)} then {describe(b)}"
+    if isinstance(a, float) and a != a and b != b:
+        return ""
+    if isinstance(a, Unsupported):
+        return "" if a.type_name == b.type_name else f"{where}: {describe(a)} then {describe(b)}"
+    return "" if a == b else f"{where}: {a!r} then {b!r}"
 
 
 def expect_tuple(got: Any, length: int, *, what: str = "output") -> tuple:

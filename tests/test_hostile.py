@@ -725,3 +725,17 @@ def test_each_worker_is_held_to_its_memory_limit_by_a_cgroup_that_goes_with_it()
     finally:
         client.close()
     assert not folder.exists()
+
+
+@jailed
+def test_forged_reports_of_inputs_and_gradients_are_checked_by_the_judge(marker):
+    """Issue 11, item 10: a worker patched to report the inputs as sent and a gradient where autograd found
+    none scored 7 here; the judge now compares a second call's result and finite differences itself."""
+    ids = ("lme_gradient", "lme_shift", "lme_dim_and_inputs", "nelbo_scalars", "nelbo_encoder_gradients")
+    g = grade_text(attack("forged_reports_inputs_and_gradients"), ids)
+    assert g.score == 4, [r.check.id for r in g.results if r.passed]  # honest part: log_mean_exp's 4
+    failed = {r.check.id: r.output for r in g.results if not r.passed}
+    assert "second time on the same tensors" in failed["lme_dim_and_inputs"]
+    assert "second time on the same tensors" in failed["nelbo_scalars"]
+    assert "does not match how negative_elbo_bound's value changes" in failed["nelbo_encoder_gradients"]
+    assert not g.problem

@@ -17,9 +17,12 @@ from grader.strategies import dtypes, gaussians, shapes, tensors
 from grader.worker.fixtures.vae import MLPVAE
 from reference import vae as ref
 
-from .checks_public import (BERNOULLI, BERNOULLI_FRACTIONAL, BERNOULLI_STABLE, IWAE, KL, LME, LME_DIM, LME_STABLE,
-                            NELBO_PIN, NELBO_RETURNS, NELBO_STEPS, SAMPLE, STABLE, bernoulli_draws)
-from .models import DEC_B, DEC_W, ENC_LOG_VAR, ENC_MEAN, X_ONE, Z_FAIL, handout, linear_vae, vae_fixture
+from grader.verify import expect_derivative
+from .checks_public import (BERNOULLI, BERNOULLI_FRACTIONAL, BERNOULLI_STABLE, IWAE, IWAE_K, IWAE_PIN, IWAE_RETURNS, KL,
+                            LME, LME_DIM, LME_STABLE, NELBO_PIN, NELBO_RETURNS, NELBO_STEPS, SAMPLE, STABLE,
+                            _iwae_on_copies, bernoulli_draws)
+from .models import (DEC_B, DEC_W, ENC_LOG_VAR, ENC_MEAN, X_ONE, Z_FAIL, Moments, handout, linear_vae,
+                     vae_fixture)
 
 checks = Checks(hidden=True)
 
@@ -162,3 +165,89 @@ def trains_on_digits(student):
     with handout(NELBO_RETURNS):
         expect(final < THRESHOLD, f"after {TRAIN_STEPS} steps with your loss, the held-out NELBO (reference loss) is "
                                   f"{final:.2f} nats; a correct loss reaches below {THRESHOLD:g}")
+
+
+# ---------------------------------------------------------------------- value pins on the 1-D latent model
+# (models.linear_vae with ENC_*, DEC_*, X_ONE). Hidden: a public check naming these numbers would let a
+# lookup table pass it.
+
+# The model's integrals, by 120-node Gauss-Hermite quadrature in float64 (tests/test_hw2_vae.py recomputes them):
+NEG_LOG_PX = 1.42247553357365  # -log p(x) = -log int N(z; 0, 1) p(x|z) dz
+REC = Moments(2.062577665924407, 4.240136433142463)  # -log p(x|z), z ~ q
+LOG_W = Moments(-2.3265173865101283, 2.8045379344426875)  # log p(x|z) + log p(z) - log q(z): its mean is the ELBO
+# per-copy gradients of -log w with z = mean + exp(0.5 log_var) eps, wrt q's mean and log-variance
+GRAD_Q_MEAN = Moments(-2.6445870188460914, 7.538830913003582)
+GRAD_Q_LOG_VAR = Moments(0.31531819872015787, 1.9740294109521053)
+
+
+@checks.add("negative_elbo_bound", "rec is a one-sample estimate of -E_q log p(x|z)", points=2,
+            requires=NELBO_PIN[:1])
+def nelbo_rec_expectation(student):
+    """rec averaged over 20000 copies of x vs quadrature; 6-sigma z-test, false-fail < 1e-8."""
+    n = 20_000
+    fixture = linear_vae(ENC_MEAN, ENC_LOG_VAR, DEC_W, DEC_B)
+    with handout(NELBO_STEPS):
+        _, _, rec = expect_tuple(student.negative_elbo_bound(fixture, X_ONE.expand(n, 4).clone()), 3,
+                                 what="negative_elbo_bound(model, x)")
+        rec = expect_tensor(rec, shape=(), dtype=torch.float64, what="rec")
+        se = math.sqrt(REC.var / n)
+        expect(abs(rec.item() - REC.mean) <= Z_FAIL * se,
+               f"rec over {n} copies of one x: got {rec.item():.5f}, expected -E_q log p(x|z) = {REC.mean:.5f} "
+               f"± {se:.2g} (use one reparameterised sample z ~ q(z|x) per example)")
+
+
+
+@checks.add("negative_iwae_bound", "with k=1, matches the NELBO's expectation", points=2, requires=IWAE_PIN[1:])
+def iwae_k1_is_elbo(student):
+    """k=1 over 20000 copies vs the ELBO by quadrature; 6-sigma z-test, false-fail < 1e-8."""
+    n = 20_000
+    with handout(IWAE, IWAE_K):
+        got = _iwae_on_copies(student, 1, n)
+        se = math.sqrt(LOG_W.var / n)
+        expect(abs(got + LOG_W.mean) <= Z_FAIL * se,
+               f"niwae with k=1 over {n} copies of one x: got {got:.5f}, expected the negative ELBO "
+               f"{-LOG_W.mean:.5f} ± {se:.2g}")
+
+
+@checks.add("negative_iwae_bound", "tightens with k and approaches -log p(x)", points=2, requires=IWAE_PIN[:1])
+def iwae_tightens(student):
+    """Exact -log p(x) = 1.4225 by quadrature. Measured with the reference over 10
+    seeds at n=4000: k=1 2.335 (sd 0.024), k=10 1.539 (sd 0.006), k=1000 1.4263
+    (sd 0.0012). Every margin below is over 20 sd: false-fail < 1e-6."""
+    n = 4000
+    with handout(IWAE, IWAE_K):
+        values = {k: _iwae_on_copies(student, k, n, seed_offset=k) for k in (1, 10, 1000)}
+        listed = ", ".join(f"k={k}: {v:.4f}" for k, v in values.items())
+        expect(values[1] > values[10] + 0.05 and values[10] > values[1000],
+               f"the bound must tighten (decrease) as k grows; got {listed}")
+        expect(values[1000] >= NEG_LOG_PX - 0.03,
+               f"niwae is an upper bound on -log p(x) = {NEG_LOG_PX:.4f} in expectation; got {listed}")
+        expect(values[1000] <= NEG_LOG_PX + 0.03,
+               f"with k=1000, niwae should be within 0.03 of -log p(x) = {NEG_LOG_PX:.4f}; got {listed}")
+
+
+
+@checks.add("negative_iwae_bound", "with k=1, its gradient wrt q's mean and log-variance is the NELBO's (reparameterised)",
+            points=2, requires=IWAE_PIN)
+def iwae_encoder_gradients(student):
+    """d niwae / d (q mean, q log_var) over 20000 copies with k=1 vs the NELBO's gradient by quadrature.
+
+    Per copy, d/dmu = -f'(z), d/dlog_var = -0.5 (z - mu) f'(z) - 0.5 with
+    f(z) = log p(x|z) + log N(z; 0, 1); a 6-sigma z-test on each: false-fail < 4e-9.
+    """
+    n = 20_000
+    fixture = linear_vae(ENC_MEAN, ENC_LOG_VAR, DEC_W, DEC_B)
+    with handout(IWAE, IWAE_RETURNS):
+        x = X_ONE.expand(n, 4).clone()
+        r = student.call("negative_iwae_bound", fixture, x, 1, wrt=(fixture,))
+        got = (r.grad(fixture) or {}).get("encoder.0.bias")
+        expect(got is not None, "no gradient reached the encoder: z must be a reparameterised sample of q(z|x)")
+        expect_derivative(student, "negative_iwae_bound", (fixture, x, 1), r, fixture,
+                          what="d niwae / d model parameters")
+        got = expect_tensor(got, shape=(2,), dtype=torch.float64, what="gradient wrt the encoder's (mean, log_var) bias")
+        for i, (name, moments) in enumerate((("mean", GRAD_Q_MEAN), ("log_var", GRAD_Q_LOG_VAR))):
+            se = math.sqrt(moments.var / n)
+            expect(abs(got[i].item() - moments.mean) <= Z_FAIL * se,
+                   f"d niwae / d q_{name} with k=1 over {n} copies: got {got[i].item():.5f}, expected the NELBO's "
+                   f"{moments.mean:.5f} ± {se:.2g} (reparameterise z = mean + exp(0.5 log_var) eps and keep it "
+                   "differentiable)")

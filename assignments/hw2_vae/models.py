@@ -82,10 +82,3 @@ DEC_B = torch.tensor([0.2, -0.3, 0.1, -0.5], dtype=torch.float64)
 X_ONE = torch.tensor([1.0, 0.0, 1.0, 1.0], dtype=torch.float64)
 ENC_MEAN, ENC_LOG_VAR = 0.4, -1.0
 
-# Its integrals, by 120-node Gauss-Hermite quadrature in float64 (tests/test_hw2_vae.py recomputes them):
-NEG_LOG_PX = 1.42247553357365  # -log p(x) = -log int N(z; 0, 1) p(x|z) dz
-REC = Moments(2.062577665924407, 4.240136433142463)  # -log p(x|z), z ~ q
-LOG_W = Moments(-2.3265173865101283, 2.8045379344426875)  # log p(x|z) + log p(z) - log q(z): its mean is the ELBO
-# per-copy gradients of -log w with z = mean + exp(0.5 log_var) eps, wrt q's mean and log-variance
-GRAD_Q_MEAN = Moments(-2.6445870188460914, 7.538830913003582)
-GRAD_Q_LOG_VAR = Moments(0.31531819872015787, 1.9740294109521053)

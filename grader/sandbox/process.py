@@ -424,7 +424,8 @@ class ProcessSandbox(Sandbox):
                 "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", *keep]
 
     def command(self, session: Session) -> list[str]:
-        python = [sys.executable, "-I", "-c", WORKER_BOOT, str(session.runtime)]
+        # (normalised: "tests/../.venv/bin/python" names a folder the jail does not have)
+        python = [os.path.abspath(sys.executable), "-I", "-c", WORKER_BOOT, str(session.runtime)]
         if not self.jailed:
             return self._drop() + python if self.owner and shutil.which("setpriv") else python
         files_mb = sum(f.stat().st_size for f in session.work.rglob("*") if f.is_file()) >> 20

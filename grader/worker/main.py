@@ -9,8 +9,9 @@ the student's files in its working directory. It:
    with frames (they come back, capped, in each response);
 3. imports torch before any student code (a warm worker);
 4. answers requests: ``load`` imports the student module, ``call`` calls one
-   of its functions on decoded arguments, optionally returning gradients and
-   the inputs as they were after the call.
+   of its functions on decoded arguments, optionally returning gradients,
+   the result of a second call on the same objects (``repeat``) and the
+   inputs as they were after the calls.
 
 Nothing here is trusted by the judge: after import, student code owns this
 process and may write anything to the pipe. The judge caps and validates
@@ -128,6 +129,10 @@ class Worker:
             reply: dict = {"id": request_id, "ok": True, "elapsed": elapsed, "result": out.encode(result)}
             if grad:
                 reply["grads"] = self.gradients(grad, result, inputs, builder, out)
+            if header.get("repeat"):  # the same call again, on the same objects and seed: mutation shows
+                seed_everything(int(header.get("seed", 0)))
+                again = getattr(args[0], method)(*args[1:], **kwargs) if method is not None else target(*args, **kwargs)
+                reply["repeat_result"] = out.encode(copied(again))
             if header.get("return_inputs"):
                 reply["inputs_after"] = {k: out.encode(t) for k, t in inputs.items()}
             return reply, out.tensors
@@ -232,6 +237,22 @@ def place(t: Any, device: str, requires_grad: bool) -> Any:
     if requires_grad and t.is_floating_point():
         t.requires_grad_(True)
     return t
+
+
+def copied(value: Any) -> Any:
+    """``value`` with every tensor a fresh copy, so that a result aliasing an earlier one (or an input)
+    is encoded as it is now, not under the earlier object's key."""
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return value.detach().clone()
+    if isinstance(value, tuple):
+        return tuple(copied(v) for v in value)
+    if isinstance(value, list):
+        return [copied(v) for v in value]
+    if isinstance(value, dict):
+        return {k: copied(v) for k, v in value.items()}
+    return value
 
 
 def seed_everything(seed: int) -> None:
