@@ -13,10 +13,12 @@ import json
 import os
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
 import uuid
+import zlib
 from pathlib import Path
 
 import pytest
@@ -615,3 +617,111 @@ def test_graders_at_once_never_share_a_worker_uid(monkeypatch):
             victim.close()
     finally:
         process.jail_probe.cache_clear()
+
+
+# ------------------------------------------------------------------ uploads that cost the judge (issue 11)
+def grade_upload(path: Path) -> tuple[dict, float]:
+    """What `grade` runs for an upload (api.run_grading, then write_results), in process: results.json's
+    data, and the seconds it took. A submission the judge refuses starts no worker."""
+    from grader.api import run_grading
+    from grader.results import write_results
+
+    start = time.monotonic()
+    g = run_grading(submission=path, assignment_id="hw2_vae", hidden=True, sandbox="process")
+    write_results(g, path.parent / "results.json")
+    return json.loads((path.parent / "results.json").read_text()), time.monotonic() - start
+
+
+def zip_of(entries: list[tuple[str, bytes, int, int]]) -> bytes:
+    """A zip written by hand (zipfile cannot write sizes that lie): (name, deflated data or b"", crc,
+    uncompressed size as its headers state it) per entry; b"" is stored as an empty file."""
+    out, central = bytearray(), bytearray()
+    for name, data, crc, size in entries:
+        raw, method, offset = name.encode(), 8 if data else 0, len(out)
+        out += struct.pack("<4s5H3I2H", b"PK\x03\x04", 20, 0, method, 0, 0, crc, len(data), size, len(raw), 0)
+        out += raw + data
+        central += struct.pack("<4s6H3I5H2I", b"PK\x01\x02", 20, 20, 0, method, 0, 0, crc, len(data), size, len(raw),
+                               0, 0, 0, 0, 0, offset) + raw
+    count = min(len(entries), 0xFFFF)
+    return bytes(out + central + struct.pack("<4s4H2IH", b"PK\x05\x06", 0, 0, count, count, len(central), len(out), 0))
+
+
+def deflated_zeros(mib: int) -> tuple[bytes, int]:
+    """(a raw deflate stream of ``mib`` MiB of zeros, their CRC-32), built in about a second: one MiB
+    compressed with a full flush (byte-aligned, no history) repeats as it is."""
+    c = zlib.compressobj(9, zlib.DEFLATED, -15)
+    block, zeros, crc = c.compress(bytes(1 << 20)) + c.flush(zlib.Z_FULL_FLUSH), bytes(1 << 20), 0
+    for _ in range(mib):
+        crc = zlib.crc32(zeros, crc)
+    return block * mib + b"\x03\x00", crc  # then an empty final block
+
+
+ZIP_BOMBS = {  # zip_bomb.py's docstring says what each is -> the reason every check must give
+    "gigabytes": "the submission is larger than 100 MB (at 'data.bin')",
+    "lying size": "vae.zip: entry 'data.bin' could not be read (Bad CRC-32",
+    "100k files": "vae.zip lists too many files (its list of entries is larger than 4 MB",
+}
+
+
+@pytest.mark.parametrize("bomb", list(ZIP_BOMBS))
+def test_zip_bombs_are_refused_before_they_expand(bomb, tmp_path):
+    source = (HOSTILE / "zip_bomb.py").read_bytes()
+    entries = [("vae.py", zlib.compress(source)[2:-4], zlib.crc32(source), len(source))]
+    if bomb == "100k files":
+        entries += [(f"__MACOSX/{i}", b"", 0, 0) for i in range(100_000)]
+    else:
+        data, crc = deflated_zeros(2048)
+        entries.append(("data.bin", data, crc, 2048 << 20 if bomb == "gigabytes" else 1000))
+    path = tmp_path / "vae.zip"
+    path.write_bytes(zip_of(entries))
+    data, seconds = grade_upload(path)
+    assert data["score"] == 0 and len(data["tests"]) > 0  # honest part: a submission that cannot be loaded scores 0
+    assert all(ZIP_BOMBS[bomb] in t["output"] for t in data["tests"]), data["tests"][0]["output"]
+    assert seconds < 30, seconds  # no expansion, no parsing of 10^5 entries (10^6 took 40 s before the bound)
+
+
+def notebook(name: str, **subs: str) -> str:
+    text = (HOSTILE / f"{name}.ipynb").read_text()
+    for key, value in subs.items():
+        text = text.replace(f"__{key.upper()}__", value)
+    return text
+
+
+def many_cells(count: int, cell: str) -> str:
+    """many_cells.ipynb with its code cell 2 repeated ``count`` times (each with an id of its own)."""
+    nb = json.loads(notebook("many_cells"))
+    nb["cells"][2:] = [dict(nb["cells"][2], id=f"c{i}", source=cell) for i in range(count)]
+    return json.dumps(nb)
+
+
+@pytest.mark.parametrize("attack_name, reason", [
+    ("10^5 cells", "vae.ipynb has 100,002 cells, more than the 5,000 the grader reads"),
+    ("10^5 lines in a cell", "the code cells of vae.ipynb hold 100,009 lines, more than the 20,000 the grader converts"),
+    ("100 MB output", "vae.ipynb is larger than 64 MB"),
+], ids=["cells", "lines", "output"])
+def test_notebooks_too_large_to_convert_are_refused_at_once(attack_name, reason, tmp_path):
+    path = tmp_path / "vae.ipynb"
+    if attack_name == "10^5 cells":
+        path.write_text(many_cells(100_000, "x = 1\n"))
+    elif attack_name == "10^5 lines in a cell":
+        path.write_text(many_cells(1, "x = 1\n" * 100_000))
+    else:
+        path.write_text(notebook("huge_output", output=json.dumps("x" * 100_000_000)[1:-1]))
+    data, seconds = grade_upload(path)
+    assert data["score"] == 0 and len(data["tests"]) > 0  # refused: every check says why
+    assert all(reason in t["output"] for t in data["tests"]), data["tests"][0]["output"]
+    assert seconds < 30, seconds  # a minute (10^5 cells) and hours (10^5 lines, quadratic) before the bounds
+
+
+def test_a_cell_of_many_statements_converts_in_linear_time():
+    """Judge-side: 7,000 statements in one cell, 2,000 cells with a magic each (a note each, capped).
+    Each cell's statements were cut out of the whole cell's text: quadratic, about 10 minutes here."""
+    from grader.notebook import MAX_NOTES, convert_notebook
+
+    start = time.monotonic()
+    nb = json.loads(many_cells(2_000, "%matplotlib inline\n"))
+    nb["cells"].append(dict(nb["cells"][2], id="long", source="x = 1\n" * 7_000))
+    converted = convert_notebook(json.dumps(nb).encode(), "vae.ipynb", ["log_mean_exp"])
+    assert time.monotonic() - start < 60
+    assert "def log_mean_exp" in converted.source and "x = 1" not in converted.source
+    assert len(converted.notes) == MAX_NOTES + 1 and converted.notes[-1] == "... and 1931 more notes", converted.notes[-1]
