@@ -56,11 +56,12 @@ def find_assignment(submission: Path, assignment_id: str | None) -> str:
     by_module = {load_config(ASSIGNMENTS_DIR / i / "config.toml").module: i for i in ids}
     names = {submission.stem} if submission.is_file() else {p.stem for p in submission.rglob("*")} if submission.is_dir() else set()
     if submission.suffix == ".zip":
-        import zipfile
+        from .submission import open_zip
 
         try:
-            names = {Path(n).stem for n in zipfile.ZipFile(submission).namelist()}
-        except (zipfile.BadZipFile, OSError):
+            with open_zip(submission) as archive:
+                names = {Path(n).stem for n in archive.namelist()}
+        except SubmissionError:
             names = set()
     matches = sorted({by_module[n] for n in names if n in by_module})
     if not matches:  # Gradescope-style names: "vae (2)", "my_vae", "VAE_final"

@@ -37,6 +37,7 @@ import json
 import re
 import symtable
 import sys
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
@@ -49,6 +50,12 @@ RUN_CELL_MAGICS = {"time", "capture"}  # cell magics whose body Jupyter runs in 
 RUN_LINE_MAGICS = {"time"}  # line magics whose argument Jupyter runs as a statement
 HELP_MAGICS = {"pinfo", "pinfo2", "psearch"}
 MAX_DROP_NOTES = 30  # notes on dropped top-level statements, then one line with the count
+MAX_NOTES = 100  # notes of any kind (a note per magic, say), then one line with the count
+# Converting costs about half a millisecond per cell and per top-level statement, a tenth of that
+# per line: a notebook of 10^5 one-line cells took a minute. Real notebooks hold hundreds.
+MAX_CELLS = 5_000
+MAX_LINES = 20_000  # of code, over every cell (IPython's transformation costs per line)
+MAX_STATEMENTS = 10_000
 
 
 class NotebookError(Exception):
@@ -118,6 +125,9 @@ def read_notebook(data: bytes, name: str) -> list[str]:
     except ValueError as exc:
         raise NotebookError(f"{name} is not a readable notebook: {str(exc).splitlines()[0][:200]}") from None
     if isinstance(raw, dict):  # outputs (plots, images) can be megabytes: not needed, not validated
+        if len(_raw_cells(raw)) > MAX_CELLS:
+            raise NotebookError(f"{name} has {len(_raw_cells(raw)):,} cells, more than the {MAX_CELLS:,} the grader "
+                                "reads; merge cells or submit a .py file")
         for cell in _raw_cells(raw):
             if isinstance(cell, dict) and "outputs" in cell:
                 cell["outputs"] = []
@@ -165,6 +175,10 @@ def convert_notebook(data: bytes, name: str, functions: Iterable[str] | None = N
     cells = read_notebook(data, name)
     if max_code_bytes is not None and sum(len(c.encode()) for c in cells) > max_code_bytes:
         raise NotebookError(f"the code of {name} is larger than {max_code_bytes >> 20} MB")
+    lines = sum(c.count("\n") + 1 for c in cells)
+    if lines > MAX_LINES:
+        raise NotebookError(f"the code cells of {name} hold {lines:,} lines, more than the {MAX_LINES:,} the grader "
+                            "converts; submit a .py file")
     converter = _Converter(name)
     for number, source in enumerate(cells, start=1):
         lines = source.splitlines()
@@ -275,6 +289,7 @@ class _Converter:
         self.statements: list[_Statement] = []
         self.notes: list[tuple[tuple[int, int], str]] = []  # sorted by (cell, line) at the end
         self.unbound: dict[str, str] = {}
+        self.seen = 0  # top-level statements parsed, kept or not
 
     def note(self, origin: Origin, text: str) -> None:
         self.notes.append(((origin.cell, origin.line), text))
@@ -312,6 +327,10 @@ class _Converter:
             self.note(origins[0], f"code cell {origins[0].cell} could not be compiled ({type(exc).__name__}: "
                                   f"{str(exc)[:100]}); the whole cell was skipped")
             return
+        self.seen += len(tree.body)
+        if self.seen > MAX_STATEMENTS:
+            raise NotebookError(f"{self.name} has more than {MAX_STATEMENTS:,} top-level statements, more than the "
+                                "grader converts; submit a .py file")
         for node in tree.body:
             self.statement(node, lines, line_origin, origins)
 
@@ -355,7 +374,7 @@ class _Converter:
         if compound:
             text = "\n".join(lines[first - 1 : node.end_lineno])
         else:
-            text = ast.get_source_segment("\n".join(lines), node) or ast.unparse(node)
+            text = _source_segment(lines, node) or ast.unparse(node)
         stmt = _Statement(node, text, line_origin[first - 1 : first - 1 + len(text.splitlines())])
         if _uses_ipython(node):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
@@ -438,8 +457,18 @@ class _Converter:
             for n in s.binds:
                 bound_at.setdefault(n, s.origin)
         notes = [text for _, text in sorted(self.notes, key=lambda item: item[0])]
+        if len(notes) > MAX_NOTES:
+            notes[MAX_NOTES:] = [f"... and {len(notes) - MAX_NOTES} more notes"]
         unbound = {n: why for n, why in self.unbound.items() if n not in bound_at}
         return Converted("\n".join(out) + "\n", notes, line_map, unbound, bound_at)
+
+
+def _source_segment(lines: list[str], node: ast.stmt) -> str | None:
+    """``ast.get_source_segment`` of one statement, looking only at its own lines of the cell (given
+    the whole cell, it splits all of it on every call: quadratic over a cell of many statements)."""
+    span = types.SimpleNamespace(lineno=1, end_lineno=node.end_lineno - node.lineno + 1,  # type: ignore[operator]
+                                 col_offset=node.col_offset, end_col_offset=node.end_col_offset)
+    return ast.get_source_segment("\n".join(lines[node.lineno - 1 : node.end_lineno]), span)  # type: ignore[arg-type]
 
 
 _SIMPLE = (ast.Expr, ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Import, ast.ImportFrom, ast.Pass, ast.Delete,

@@ -7,6 +7,7 @@ root; without it these tests are skipped, except the results.json ones.
 """
 from __future__ import annotations
 
+import ast
 import dataclasses
 import glob
 import json
@@ -14,10 +15,12 @@ import os
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
 import uuid
+import zlib
 from pathlib import Path
 
 import pytest
@@ -739,3 +742,227 @@ def test_forged_reports_of_inputs_and_gradients_are_checked_by_the_judge(marker)
     assert "second time on the same tensors" in failed["nelbo_scalars"]
     assert "does not match how negative_elbo_bound's value changes" in failed["nelbo_encoder_gradients"]
     assert not g.problem
+
+
+# ------------------------------------------------------------------ uploads that cost the judge (issue 11)
+def grade_upload(path: Path) -> tuple[dict, float]:
+    """What `grade` runs for an upload (api.run_grading, then write_results), in process: results.json's
+    data, and the seconds it took. A submission the judge refuses starts no worker."""
+    from grader.api import run_grading
+    from grader.results import write_results
+
+    start = time.monotonic()
+    g = run_grading(submission=path, assignment_id="hw2_vae", hidden=True, sandbox="process")
+    write_results(g, path.parent / "results.json")
+    return json.loads((path.parent / "results.json").read_text()), time.monotonic() - start
+
+
+def zip_of(entries: list[tuple[str, bytes, int, int]]) -> bytes:
+    """A zip written by hand (zipfile cannot write sizes that lie): (name, deflated data or b"", crc,
+    uncompressed size as its headers state it) per entry; b"" is stored as an empty file."""
+    out, central = bytearray(), bytearray()
+    for name, data, crc, size in entries:
+        raw, method, offset = name.encode(), 8 if data else 0, len(out)
+        out += struct.pack("<4s5H3I2H", b"PK\x03\x04", 20, 0, method, 0, 0, crc, len(data), size, len(raw), 0)
+        out += raw + data
+        central += struct.pack("<4s6H3I5H2I", b"PK\x01\x02", 20, 20, 0, method, 0, 0, crc, len(data), size, len(raw),
+                               0, 0, 0, 0, 0, offset) + raw
+    count = min(len(entries), 0xFFFF)
+    return bytes(out + central + struct.pack("<4s4H2IH", b"PK\x05\x06", 0, 0, count, count, len(central), len(out), 0))
+
+
+def deflated_zeros(mib: int) -> tuple[bytes, int]:
+    """(a raw deflate stream of ``mib`` MiB of zeros, their CRC-32), built in about a second: one MiB
+    compressed with a full flush (byte-aligned, no history) repeats as it is."""
+    c = zlib.compressobj(9, zlib.DEFLATED, -15)
+    block, zeros, crc = c.compress(bytes(1 << 20)) + c.flush(zlib.Z_FULL_FLUSH), bytes(1 << 20), 0
+    for _ in range(mib):
+        crc = zlib.crc32(zeros, crc)
+    return block * mib + b"\x03\x00", crc  # then an empty final block
+
+
+ZIP_BOMBS = {  # zip_bomb.py's docstring says what each is -> the reason every check must give
+    "gigabytes": "the submission is larger than 100 MB (at 'data.bin')",
+    "lying size": "vae.zip: entry 'data.bin' could not be read (Bad CRC-32",
+    "100k files": "vae.zip lists too many files (its list of entries is larger than 4 MB",
+}
+
+
+@pytest.mark.parametrize("bomb", list(ZIP_BOMBS))
+def test_zip_bombs_are_refused_before_they_expand(bomb, tmp_path):
+    source = (HOSTILE / "zip_bomb.py").read_bytes()
+    entries = [("vae.py", zlib.compress(source)[2:-4], zlib.crc32(source), len(source))]
+    if bomb == "100k files":
+        entries += [(f"__MACOSX/{i}", b"", 0, 0) for i in range(100_000)]
+    else:
+        data, crc = deflated_zeros(2048)
+        entries.append(("data.bin", data, crc, 2048 << 20 if bomb == "gigabytes" else 1000))
+    path = tmp_path / "vae.zip"
+    path.write_bytes(zip_of(entries))
+    data, seconds = grade_upload(path)
+    assert data["score"] == 0 and len(data["tests"]) > 0  # honest part: a submission that cannot be loaded scores 0
+    assert all(ZIP_BOMBS[bomb] in t["output"] for t in data["tests"]), data["tests"][0]["output"]
+    assert seconds < 30, seconds  # no expansion, no parsing of 10^5 entries (10^6 took 40 s before the bound)
+
+
+def notebook(name: str, **subs: str) -> str:
+    text = (HOSTILE / f"{name}.ipynb").read_text()
+    for key, value in subs.items():
+        text = text.replace(f"__{key.upper()}__", value)
+    return text
+
+
+def many_cells(count: int, cell: str) -> str:
+    """many_cells.ipynb with its code cell 2 repeated ``count`` times (each with an id of its own)."""
+    nb = json.loads(notebook("many_cells"))
+    nb["cells"][2:] = [dict(nb["cells"][2], id=f"c{i}", source=cell) for i in range(count)]
+    return json.dumps(nb)
+
+
+@pytest.mark.parametrize("attack_name, reason", [
+    ("10^5 cells", "vae.ipynb has 100,002 cells, more than the 5,000 the grader reads"),
+    ("10^5 lines in a cell", "the code cells of vae.ipynb hold 100,009 lines, more than the 20,000 the grader converts"),
+    ("100 MB output", "vae.ipynb is larger than 64 MB"),
+], ids=["cells", "lines", "output"])
+def test_notebooks_too_large_to_convert_are_refused_at_once(attack_name, reason, tmp_path):
+    path = tmp_path / "vae.ipynb"
+    if attack_name == "10^5 cells":
+        path.write_text(many_cells(100_000, "x = 1\n"))
+    elif attack_name == "10^5 lines in a cell":
+        path.write_text(many_cells(1, "x = 1\n" * 100_000))
+    else:
+        path.write_text(notebook("huge_output", output=json.dumps("x" * 100_000_000)[1:-1]))
+    data, seconds = grade_upload(path)
+    assert data["score"] == 0 and len(data["tests"]) > 0  # refused: every check says why
+    assert all(reason in t["output"] for t in data["tests"]), data["tests"][0]["output"]
+    assert seconds < 30, seconds  # a minute (10^5 cells) and hours (10^5 lines, quadratic) before the bounds
+
+
+def test_a_cell_of_many_statements_converts_in_linear_time():
+    """Judge-side: 7,000 statements in one cell, 2,000 cells with a magic each (a note each, capped).
+    Each cell's statements were cut out of the whole cell's text: quadratic, about 10 minutes here."""
+    from grader.notebook import MAX_NOTES, convert_notebook
+
+    start = time.monotonic()
+    nb = json.loads(many_cells(2_000, "%matplotlib inline\n"))
+    nb["cells"].append(dict(nb["cells"][2], id="long", source="x = 1\n" * 7_000))
+    converted = convert_notebook(json.dumps(nb).encode(), "vae.ipynb", ["log_mean_exp"])
+    assert time.monotonic() - start < 60
+    assert "def log_mean_exp" in converted.source and "x = 1" not in converted.source
+    assert len(converted.notes) == MAX_NOTES + 1 and converted.notes[-1] == "... and 1931 more notes", converted.notes[-1]
+
+
+# ------------------------------------------------------------------ the worker's own process (issue 11)
+@pytest.fixture(params=["jailed", "no namespaces"])
+def mode(request, marker, monkeypatch):
+    """Where an attack runs: jailed, or as on a host that refuses namespaces (the fallback of
+    test_refused_namespaces_fall_back_to_own_uid_and_say_why), in the sandbox grade_text makes.
+    Requested after the marker fixture, so the next submission after the attack grades jailed again."""
+    from grader.sandbox import process
+
+    if request.param == "jailed" and not can_jail():
+        pytest.skip("the process jail needs root, bubblewrap or unshare, and setpriv")
+    if request.param == "no namespaces":
+        if os.geteuid() != 0:
+            pytest.skip("the fallback under test is root's")
+        monkeypatch.setattr(process, "PROBE", ["sh", "-c", "echo 'unshare: Operation not permitted' >&2; exit 1"])
+        monkeypatch.setattr(process, "BWRAP_PROBE", ["sh", "-c", "echo 'bwrap: Operation not permitted' >&2; exit 1"])
+        process.jail_probe.cache_clear()
+    yield request.param
+    process.jail_probe.cache_clear()
+
+
+def left_behind(g: Grade, mode: str) -> list[str]:
+    """Processes still running as the worker's uid (after a few seconds' grace), in the mode asked for."""
+    assert ("without namespaces" in g.isolation) == (mode == "no namespaces"), g.isolation
+    uid = int(g.isolation.split(" uid ")[1].split()[0].rstrip(","))
+    wait_until(lambda: not processes_of(uid), 5)
+    return processes_of(uid)
+
+
+ONE_BER = ("bernoulli_extremes",) + LME  # the attacked function once (1 point), then log_mean_exp in order
+
+
+@jailed
+def test_closed_stdout_and_stderr_cost_only_its_own_prints(marker):
+    g = grade_text(attack("close_stdio"), LME_BER)
+    assert points(g, "log_mean_exp") == LME_POINTS and points(g, "log_bernoulli_with_logits") == 0
+    ber = next(r for r in g.results if r.check.function == "log_bernoulli_with_logits")
+    assert "OSError: [Errno 9] Bad file descriptor" in ber.output, ber.output
+
+
+@jailed
+def test_a_gigabyte_to_stdout_is_capped(marker):
+    g = grade_text(attack("flood_stdout"), ONE_BER)
+    assert points(g, "log_mean_exp") == LME_POINTS and points(g, "log_bernoulli_with_logits") == 0
+    assert len(outputs(g)) < 20_000  # what comes back is capped (4000 characters per reply)
+
+
+@jailed
+def test_a_thread_bomb_ends_at_the_call_deadline(marker):
+    start = time.monotonic()
+    g = grade_text(attack("thread_bomb"), ONE_BER, timeout=3)
+    assert points(g, "log_mean_exp") == LME_POINTS and points(g, "log_bernoulli_with_logits") == 0
+    assert "did not finish within 3.0 s" in outputs(g)
+    assert time.monotonic() - start < 90
+
+
+@pytest.mark.parametrize("mode", ["jailed", pytest.param("no namespaces", marks=pytest.mark.xfail(
+    strict=False, raises=AssertionError, reason="without namespaces the work dir and /tmp are the host's: no quota "
+    "bounds what a worker writes there (each file is capped by RLIMIT_FSIZE, not their number); it is removed "
+    "afterwards"))], indirect=True)
+def test_filling_the_disk_is_bounded_and_leaves_nothing(marker, mode):
+    g = grade_text(attack("fill_disk", marker=marker, fill_mib_each=128), ONE_BER)
+    assert points(g, "log_mean_exp") == LME_POINTS and points(g, "log_bernoulli_with_logits") == 0
+    ber = next(r for r in g.results if r.check.function == "log_bernoulli_with_logits")
+    filled = ast.literal_eval(ber.output.split("filled MiB: ")[1].split("}")[0] + "}")  # {directory: MiB}
+    assert set(filled) == {".", "/tmp", "/var/tmp", "/dev/shm"}, ber.output
+    assert left_behind(g, mode) == [] and marker_files(marker) == []  # also checked by the fixture, after the next submission
+    # jailed: "." is on the private /tmp, each a tmpfs of Limits.tmpfs_mb (64) + the submission
+    assert filled["."] + filled["/tmp"] <= 72 and filled["/var/tmp"] <= 64 and filled["/dev/shm"] <= 64, filled
+
+
+@jailed
+def test_libc_writes_to_the_pipes_fail_only_that_call(marker):
+    g = grade_text(attack("ctypes_pipe_write"), ONE_BER)
+    assert points(g, "log_mean_exp") == LME_POINTS and points(g, "log_bernoulli_with_logits") == 0
+    ber = next(r for r in g.results if r.check.function == "log_bernoulli_with_logits")
+    assert "did not answer the request" in ber.output or "malformed" in ber.output, ber.output
+
+
+def test_raw_syscalls_change_nothing_and_leave_no_process(marker, mode):
+    g = grade_text(attack("ctypes_syscalls", marker=marker), ONE_BER)
+    assert left_behind(g, mode) == []
+    assert points(g, "log_mean_exp") == LME_POINTS and points(g, "log_bernoulli_with_logits") == 0
+    printed = outputs(g).split("syscalls: ")[1].split("\n")[0]
+    assert "'setuid(0)': -1," in printed and "'kill(1)': -1," in printed, printed  # EPERM
+    assert "'ptrace(parent)': -1}" in printed, printed
+
+
+def test_ignored_signals_do_not_outlive_the_cpu_limit(marker, mode):
+    """SIGXCPU ignored: the hard CPU limit (soft + 5 s) kills the worker, long before the call deadline."""
+    g = grade_text(attack("ignore_signals", marker=marker), ONE_BER, timeout=120, cpu_seconds=8)
+    assert left_behind(g, mode) == []
+    assert points(g, "log_mean_exp") == LME_POINTS and points(g, "log_bernoulli_with_logits") == 0
+    ber = next(r for r in g.results if r.check.function == "log_bernoulli_with_logits")
+    assert "the worker died while running log_bernoulli_with_logits" in ber.output, ber.output
+    assert ber.elapsed < 60, ber.elapsed  # CPU seconds, on a loaded machine more wall-clock; the deadline is 120 s
+
+
+@pytest.mark.parametrize("mode", ["jailed"], indirect=True)  # its child is ctypes_syscalls' survivor, run in both
+def test_atexit_hooks_that_forge_frames_and_hang_fail_only_that_call(marker, mode):
+    g = grade_text(attack("atexit_hooks", marker=marker), ONE_BER, timeout=5)
+    assert left_behind(g, mode) == []
+    assert points(g, "log_mean_exp") == LME_POINTS and points(g, "log_bernoulli_with_logits") == 0
+    ber = next(r for r in g.results if r.check.function == "log_bernoulli_with_logits")
+    assert "did not answer the request" in ber.output or "did not finish within" in ber.output, ber.output
+
+
+def test_memfd_cannot_hold_more_than_the_memory_limit(marker, mode):
+    """memfd pages are neither address space nor resident memory: the seccomp filter refuses
+    memfd_create, in every mode (it needs no privilege)."""
+    g = grade_text(attack("memfd"), ONE_BER)
+    assert left_behind(g, mode) == []
+    assert points(g, "log_mean_exp") == LME_POINTS
+    assert points(g, "log_bernoulli_with_logits") == 0
+    assert "PermissionError: [Errno 1] Operation not permitted" in outputs(g), outputs(g)[-2000:]
