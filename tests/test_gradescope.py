@@ -46,7 +46,9 @@ DOC = ROOT / "docs" / "gradescope.md"
 
 
 def _docker(*args: str, timeout: float = 900, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout, check=check)
+    # errors="replace": the log's tail (tail -c) may cut a UTF-8 character in two; results.json is read whole
+    return subprocess.run(["docker", *args], capture_output=True, encoding="utf-8", errors="replace", timeout=timeout,
+                          check=check)
 
 
 def _unavailable() -> str | None:
