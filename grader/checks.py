@@ -179,6 +179,8 @@ class Student:
         result.grads = {k: self._to_cpu(v, f"gradient from {fn}", on_device) for k, v in result.grads.items()}
         if result.repeated is not NOT_REPEATED:
             result.repeated = self._to_cpu(result.repeated, f"{fn}'s output when called again", on_device)
+        if result.control is not NOT_REPEATED:
+            result.control = self._to_cpu(result.control, f"{fn}'s output when called again", on_device)
         if result.inputs_after:
             result.inputs_after = {k: v.cpu() if isinstance(v, torch.Tensor) else v
                                    for k, v in result.inputs_after.items()}

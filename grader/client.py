@@ -69,6 +69,7 @@ class CallResult:
     inputs_after: dict | None = None
     elapsed: float = 0.0
     repeated: Any = NOT_REPEATED
+    control: Any = NOT_REPEATED  # the same call on inputs built afresh (same seed), with ``repeated``
     exact: bool = True
 
     def grad(self, obj: Any) -> Any:
@@ -293,6 +294,8 @@ class WorkerClient:
             inputs_after = {k: protocol.decode_plain(v, tensors, devices) for k, v in after.items()} if after else None
             repeated = protocol.decode_plain(reply["repeat_result"], tensors, devices) \
                 if repeat and "repeat_result" in reply else NOT_REPEATED
+            control = protocol.decode_plain(reply["control_result"], tensors, devices) \
+                if repeat and "control_result" in reply else NOT_REPEATED
         except (protocol.ProtocolError, AttributeError, TypeError) as exc:
             self._kill()
             raise WorkerFault(fn, f"the worker's reply to {fn} was malformed: {exc}") from None
@@ -302,6 +305,7 @@ class WorkerClient:
             inputs_after={id(enc.objects[k]): t for k, t in inputs_after.items() if k in enc.objects} if inputs_after else None,
             elapsed=float(reply.get("elapsed", 0.0)) if isinstance(reply.get("elapsed"), (int, float)) else 0.0,
             repeated=repeated if repeat else NOT_REPEATED,
+            control=control if repeat else NOT_REPEATED,
             exact=not self.device.startswith("cuda"),
         )
 

@@ -92,7 +92,9 @@ def expect_unchanged(result: Any, *inputs: torch.Tensor) -> None:
     the call (student code owns the worker, so this can be forged; it only ever fails a check). The
     judge's own: the worker called the function a second time on the same objects with the same seed,
     and that result must equal the first, so a function whose result depends on what it modified shows
-    it in its own output. A worker patched to copy the inputs before each call of the function (or to
+    it in its own output. Only where the function is reproducible: a third call, on inputs built afresh
+    with the same seed, must equal the first too, or the second tells nothing (a function drawing from
+    its own generator) and the worker's account alone decides. A worker patched to copy the inputs before each call of the function (or to
     answer the second call from the first) still passes: code in the worker can always lie about
     itself; see docs/security.md.
     """
@@ -106,6 +108,8 @@ def expect_unchanged(result: Any, *inputs: torch.Tensor) -> None:
     expect(result.repeated is not NOT_REPEATED,
            "the worker did not return the second call's result (was the grader's worker modified?)")
     difference = differs(result.value, result.repeated, exact=result.exact)
+    if difference and result.control is not NOT_REPEATED and differs(result.value, result.control, exact=result.exact):
+        return  # not reproducible even on fresh inputs (its own random generator, say): a second call tells nothing
     expect(not difference,
            f"calling the function a second time on the same tensors gave a different result ({difference}): "
            "the first call modified its inputs in place; compute on copies (x = x + 1, not x += 1)")

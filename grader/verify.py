@@ -42,7 +42,8 @@ def expect_derivative(student: Any, fn: str, args: tuple, result: Any, wrt: Any,
     (entries N(0, 1) times 1 + |x_i|, from a judge-side seed the worker never sees before the gradient
     is reported) and F(s) = <cotangent, output(x + s v)>, the judge calls ``fn`` four times without
     gradients, at x ± h v and x ± 2h v, with the same seed as the gradient call (the same draws of any
-    noise inside). With D(h) = (F(h) - F(-h)) / 2h it requires, for R = (4 D(h) - D(2h)) / 3,
+    noise inside), and once at x: a function whose values differ from the gradient call's there (one
+    drawing from its own random generator) is not reproducible, and its gradient is not verified. With D(h) = (F(h) - F(-h)) / 2h it requires, for R = (4 D(h) - D(2h)) / 3,
 
         |<g, v> - R| <= rtol(g) sum |g_i v_i| + 1e-6 |R| + |D(h) - D(2h)| + 1e-13 sum_s sum_j |c_j| (|y_s,j| + 1) / h:
 
@@ -74,7 +75,7 @@ def expect_derivative(student: Any, fn: str, args: tuple, result: Any, wrt: Any,
             raise TypeError(f"expect_derivative: wrt must hold tensors and Fixtures, not {type(obj).__name__}")
 
     values = {}
-    for scale in (1.0, -1.0, 2.0, -2.0):  # x + s h v
+    for scale in (0.0, 1.0, -1.0, 2.0, -2.0):  # x + s h v (s = 0: is the function reproducible at all?)
         swap = {id(obj): _moved(obj, step, scale) for obj, step in moves}
         a = tuple(_replace(x, swap) for x in args)
         kw = {k: _replace(x, swap) for k, x in kwargs.items()}
@@ -87,13 +88,15 @@ def expect_derivative(student: Any, fn: str, args: tuple, result: Any, wrt: Any,
         expect(isinstance(value, torch.Tensor) and bool(torch.isfinite(value).all()),
                f"{what}: {fn} returned {describe(value)} with non-finite values at a nearby input")
         values[scale] = value.detach().double()
+        if scale == 0.0 and _differs_from_reported(result.value, output, values[0.0]):
+            return  # the same call gives other values (its own random generator, say): differences tell nothing
     shapes = {tuple(v.shape) for v in values.values()}
     expect(len(shapes) == 1, f"{what}: {fn} returned different shapes at nearby inputs: {sorted(shapes)}")
     c = torch.ones_like(values[1.0]) if cotangent is None else cotangent.detach().double().expand_as(values[1.0])
     near = float((c * (values[1.0] - values[-1.0])).sum()) / (2 * STEP)
     far = float((c * (values[2.0] - values[-2.0])).sum()) / (4 * STEP)
     difference = (4 * near - far) / 3  # Richardson: the h^2 terms cancel
-    magnitude = sum(float((c.abs() * (v.abs() + 1)).sum()) for v in values.values())
+    magnitude = sum(float((c.abs() * (values[s].abs() + 1)).sum()) for s in (1.0, -1.0, 2.0, -2.0))
     claimed = sum(float((g.double() * v).sum()) for g, v in pairs)
     scale = sum(float((g.double() * v).abs().sum()) * tolerance(g.dtype)[0] for g, v in pairs)
     slack = scale + DIFFERENCE_RTOL * abs(difference) + abs(near - far) + VALUE_ROUNDING * magnitude / STEP
@@ -102,6 +105,17 @@ def expect_derivative(student: Any, fn: str, args: tuple, result: Any, wrt: Any,
            f"gives {claimed:.8g}, while the values at x ± {STEP:g} v give {difference:.8g} (tolerance "
            f"{slack:.2g}). Compute the result with differentiable torch operations all the way (no .detach(), "
            ".item(), .numpy() or torch.no_grad() on the path)")
+
+
+def _differs_from_reported(reported: Any, output: tuple[int, ...], plain: torch.Tensor) -> bool:
+    """Whether a plain call at x gave other values than the gradient call did (same input, same seed)."""
+    for index in output:
+        if not (isinstance(reported, (tuple, list)) and -len(reported) <= index < len(reported)):
+            return False  # the shape checks say what is wrong
+        reported = reported[index]
+    if not isinstance(reported, torch.Tensor) or reported.shape != plain.shape:
+        return False
+    return not torch.equal(reported.detach().double(), plain)
 
 
 def _moved(obj: Any, direction: Any, scale: float) -> Any:

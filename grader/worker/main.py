@@ -10,8 +10,8 @@ the student's files in its working directory. It:
 3. imports torch before any student code (a warm worker);
 4. answers requests: ``load`` imports the student module, ``call`` calls one
    of its functions on decoded arguments, optionally returning gradients,
-   the result of a second call on the same objects (``repeat``) and the
-   inputs as they were after the calls.
+   the result of a second call on the same objects and of a third on
+   inputs built afresh (``repeat``), and the inputs as they were after the calls.
 
 Nothing here is trusted by the judge: after import, student code owns this
 process and may write anything to the pipe. The judge caps and validates
@@ -109,6 +109,7 @@ class Worker:
                 torch.set_default_dtype(getattr(torch, header["default_dtype"]))
             grad = header.get("grad") or {}
             wrt = set(grad.get("wrt", []))
+            pristine = {k: t.clone() for k, t in tensors.items()} if header.get("repeat") else {}
             inputs = {k: place(t, device, requires_grad=k in wrt) for k, t in tensors.items()}
             builder = Builder(self.module, inputs, device)
             args = builder.build(header.get("args", []))
@@ -133,6 +134,15 @@ class Worker:
                 seed_everything(int(header.get("seed", 0)))
                 again = getattr(args[0], method)(*args[1:], **kwargs) if method is not None else target(*args, **kwargs)
                 reply["repeat_result"] = out.encode(copied(again))
+                # and on inputs built afresh: whether the function gives the same result twice at all
+                fresh = Builder(self.module, {k: place(t, device, requires_grad=k in wrt) for k, t in pristine.items()},
+                                device)
+                f_args = fresh.build(header.get("args", []))
+                f_kwargs = fresh.build(header.get("kwargs", {"__dict__": {}}))
+                seed_everything(int(header.get("seed", 0)))
+                control = getattr(f_args[0], method)(*f_args[1:], **f_kwargs) if method is not None \
+                    else target(*f_args, **f_kwargs)
+                reply["control_result"] = out.encode(copied(control))
             if header.get("return_inputs"):
                 reply["inputs_after"] = {k: out.encode(t) for k, t in inputs.items()}
             return reply, out.tensors
