@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from .compare import describe, expect, tolerance
+from .compare import describe, differs, expect, tolerance
 from .worker.protocol import Fixture, StudentObject
 
 STEP = 1e-6  # h: the step along the direction, relative to each entry's size (1 + |x_i|)
@@ -88,8 +88,11 @@ def expect_derivative(student: Any, fn: str, args: tuple, result: Any, wrt: Any,
         expect(isinstance(value, torch.Tensor) and bool(torch.isfinite(value).all()),
                f"{what}: {fn} returned {describe(value)} with non-finite values at a nearby input")
         values[scale] = value.detach().double()
-        if scale == 0.0 and _differs_from_reported(result.value, output, values[0.0]):
-            return  # the same call gives other values (its own random generator, say): differences tell nothing
+        if scale == 0.0:  # the same call as the gradient call's: other values mean differences tell nothing
+            reported = _at(result.value, output)  # (a function drawing from its own random generator, say)
+            if isinstance(reported, torch.Tensor) and reported.shape == value.shape \
+                    and differs(reported.detach().double(), values[0.0]):
+                return
     shapes = {tuple(v.shape) for v in values.values()}
     expect(len(shapes) == 1, f"{what}: {fn} returned different shapes at nearby inputs: {sorted(shapes)}")
     c = torch.ones_like(values[1.0]) if cotangent is None else cotangent.detach().double().expand_as(values[1.0])
@@ -107,15 +110,13 @@ def expect_derivative(student: Any, fn: str, args: tuple, result: Any, wrt: Any,
            ".item(), .numpy() or torch.no_grad() on the path)")
 
 
-def _differs_from_reported(reported: Any, output: tuple[int, ...], plain: torch.Tensor) -> bool:
-    """Whether a plain call at x gave other values than the gradient call did (same input, same seed)."""
+def _at(value: Any, output: tuple[int, ...]) -> Any:
+    """The differentiated output of a call's value (``output``: its index path), or None if it has none."""
     for index in output:
-        if not (isinstance(reported, (tuple, list)) and -len(reported) <= index < len(reported)):
-            return False  # the shape checks say what is wrong
-        reported = reported[index]
-    if not isinstance(reported, torch.Tensor) or reported.shape != plain.shape:
-        return False
-    return not torch.equal(reported.detach().double(), plain)
+        if not (isinstance(value, (tuple, list)) and -len(value) <= index < len(value)):
+            return None
+        value = value[index]
+    return value
 
 
 def _moved(obj: Any, direction: Any, scale: float) -> Any:

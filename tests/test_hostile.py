@@ -88,6 +88,15 @@ def points(g: Grade, function: str) -> float:
     return sum(r.score for r in g.results if r.check.function == function)
 
 
+def refuse_jails(monkeypatch, *tools: str) -> None:
+    """Make the probes of these jails ("bwrap", "unshare") fail as on a host that refuses namespaces
+    (Docker's default seccomp profile), and have the next sandbox probe again."""
+    for tool in tools:
+        monkeypatch.setattr(process, "BWRAP_PROBE" if tool == "bwrap" else "PROBE",
+                            ["sh", "-c", f"echo '{tool}: Operation not permitted' >&2; exit 1"])
+    process.clear_probes()
+
+
 def outputs(g: Grade) -> str:
     """Everything the feedback shows: the notes (what the module printed when imported) and each check's output."""
     return "\n".join([*g.notes, *(r.output for r in g.results)])
@@ -355,18 +364,17 @@ def test_a_regular_install_in_a_venv_under_tmp_keeps_the_grader_hidden(tmp_path,
 def test_without_bubblewrap_the_deny_list_jail_still_holds(monkeypatch, marker):
     """Where bubblewrap is missing, the unshare jail (the checkout's grader folders covered,
     private /tmp) is the fallback, and isolation says why."""
-    monkeypatch.setattr(process, "BWRAP_PROBE", ["sh", "-c", "echo 'bwrap: No permissions' >&2; exit 1"])
-    process.jail_probe.cache_clear()
+    refuse_jails(monkeypatch, "bwrap")
     try:
         box = ProcessSandbox(load_assignment("hw2_vae").config.limits.sandbox_limits())
-        assert box.jail == "unshare" and "No permissions" in box.isolation
+        assert box.jail == "unshare" and "bwrap: Operation not permitted" in box.isolation
         g = grade_text(attack("read_reference"), LME_BER, sandbox=box)
         assert g.score == 0 and "found: []" in outputs(g)
         g = grade_text(attack("write_outside", marker=marker), LME, sandbox=box)
         assert g.score == 0 and int(outputs(g).split("filled MiB: ")[1].split()[0]) <= 72
         assert grade_text(REFERENCE, LME, sandbox=box).score == LME_POINTS
     finally:
-        process.jail_probe.cache_clear()
+        process.clear_probes()
 
 
 # ------------------------------------------------------------------ monkeypatching and rigged outputs
@@ -435,12 +443,7 @@ def test_writes_outside_its_directory_do_not_reach_the_host(marker):
 def test_refused_namespaces_fall_back_to_own_uid_and_say_why(monkeypatch, marker):
     """Gradescope-like hosts (Docker's default seccomp) have unshare and setpriv but refuse the
     namespaces: the sandbox must notice by trying, grade with its own uid and rlimits, and say so."""
-    from grader.sandbox import process
-
-    refusal = "unshare: unshare failed: Operation not permitted"
-    monkeypatch.setattr(process, "PROBE", ["sh", "-c", f"echo '{refusal}' >&2; exit 1"])
-    monkeypatch.setattr(process, "BWRAP_PROBE", ["sh", "-c", "echo 'bwrap: Operation not permitted' >&2; exit 1"])
-    process.jail_probe.cache_clear()
+    refuse_jails(monkeypatch, "bwrap", "unshare")
     try:
         box = ProcessSandbox(load_assignment("hw2_vae").config.limits.sandbox_limits())
         assert not box.jailed
@@ -452,7 +455,7 @@ def test_refused_namespaces_fall_back_to_own_uid_and_say_why(monkeypatch, marker
                            LME[:1], sandbox=box)
         assert f"uid={box.uid}" in probe.results[0].output  # student code never runs as root
     finally:
-        process.jail_probe.cache_clear()
+        process.clear_probes()
 
 
 # ------------------------------------------------------------------ the judge's own bounds (issue 11)
@@ -672,7 +675,6 @@ def test_graders_at_once_never_share_a_worker_uid(monkeypatch):
     """Without namespaces (the fallback), a worker reaches every process of its uid: two graders must never
     give theirs one uid. The old scheme gave slots 4000 apart the same uid."""
     from grader.client import WorkerClient
-    from grader.sandbox import process
 
     limits = load_assignment("hw2_vae").config.limits.sandbox_limits()
     slot = 2000 + os.getpid() % 1000
@@ -683,9 +685,7 @@ def test_graders_at_once_never_share_a_worker_uid(monkeypatch):
     assert len(set(uids)) == 4, uids  # a grader running at the same time claims another one too
     for b in boxes[1:]:
         b.close()
-    monkeypatch.setattr(process, "PROBE", ["sh", "-c", "echo 'unshare: Operation not permitted' >&2; exit 1"])
-    monkeypatch.setattr(process, "BWRAP_PROBE", ["sh", "-c", "echo 'bwrap: Operation not permitted' >&2; exit 1"])
-    process.jail_probe.cache_clear()
+    refuse_jails(monkeypatch, "bwrap", "unshare")
     try:
         victim_box, attacker_box = ProcessSandbox(limits, slot=slot), ProcessSandbox(limits, slot=slot + 4000)
         assert not victim_box.jailed and victim_box.uid != attacker_box.uid
@@ -699,7 +699,7 @@ def test_graders_at_once_never_share_a_worker_uid(monkeypatch):
         finally:
             victim.close()
     finally:
-        process.jail_probe.cache_clear()
+        process.clear_probes()
 
 
 @pytest.mark.skipif(process.cgroup_probe() != "", reason="needs root and a writable cgroup v1 memory hierarchy")
@@ -858,18 +858,15 @@ def mode(request, marker, monkeypatch):
     """Where an attack runs: jailed, or as on a host that refuses namespaces (the fallback of
     test_refused_namespaces_fall_back_to_own_uid_and_say_why), in the sandbox grade_text makes.
     Requested after the marker fixture, so the next submission after the attack grades jailed again."""
-    from grader.sandbox import process
 
     if request.param == "jailed" and not can_jail():
         pytest.skip("the process jail needs root, bubblewrap or unshare, and setpriv")
     if request.param == "no namespaces":
         if os.geteuid() != 0:
             pytest.skip("the fallback under test is root's")
-        monkeypatch.setattr(process, "PROBE", ["sh", "-c", "echo 'unshare: Operation not permitted' >&2; exit 1"])
-        monkeypatch.setattr(process, "BWRAP_PROBE", ["sh", "-c", "echo 'bwrap: Operation not permitted' >&2; exit 1"])
-        process.jail_probe.cache_clear()
+        refuse_jails(monkeypatch, "bwrap", "unshare")
     yield request.param
-    process.jail_probe.cache_clear()
+    process.clear_probes()
 
 
 def left_behind(g: Grade, mode: str) -> list[str]:

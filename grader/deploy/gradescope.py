@@ -304,9 +304,6 @@ def build_autograder(assignment_id: str, out: Path, *, torch_index: str = DEFAUL
 # ---------------------------------------------------------------- run_autograder's own steps
 
 
-WORKER_UIDS = range(61000, 65000)  # grader/sandbox/process.py: 61000 + (pid or slot) % 4000
-
-
 def reserve(out: Path, assignment_id: str) -> None:
     """Before any student code runs: a root-owned results.json saying grading did not finish,
     holding the disk space the real one will need."""
@@ -321,25 +318,14 @@ def reserve(out: Path, assignment_id: str) -> None:
 def failed(out: Path, assignment_id: str, status: int) -> None:
     """After `dgm-grade grade` failed: end every process a worker left, then say so in results.json."""
     from ..results import failure_results, write_results
-    from ..sandbox.process import kill_uid
+    from ..sandbox.process import UID_BASE, UID_COUNT, kill_uid, uids_in_use
 
-    for uid in {int(line.split()[1]) for line in _status_uids()} & set(WORKER_UIDS):
+    for uid in uids_in_use() & set(range(UID_BASE, UID_BASE + UID_COUNT)):
         kill_uid(uid)
     write_results(failure_results(
         f"Grading failed (the grader exited with status {status}). This is not a score for your code: your TA "
         "has been given the details in the autograder's log; please tell them.",
         extra={"assignment": assignment_id, "finished": False, "grader_exit_status": status}), out)
-
-
-def _status_uids() -> list[str]:
-    lines = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                lines += [ln for ln in (entry / "status").read_text().splitlines() if ln.startswith("Uid:")]
-            except OSError:
-                pass
-    return lines
 
 
 def main(argv: list[str] | None = None) -> None:

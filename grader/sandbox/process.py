@@ -205,7 +205,7 @@ def hidden_paths() -> list[Path]:
     return sorted(p for p in paths if not any(k == p or p in k.parents for k in keep))
 
 
-# What each jail needs, tried once per process (``jail_probe``). bubblewrap: its namespaces, a tmpfs
+# What each jail needs, tried once per process (``probe``). bubblewrap: its namespaces, a tmpfs
 # and setpriv inside; the unshare jail: the namespaces, a mount inside them, and setpriv.
 DROP_PROBE = "setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all --bounding-set=-all --no-new-privs true"
 BWRAP_PROBE = ["bwrap", "--die-with-parent", "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts",
@@ -263,18 +263,10 @@ def jail_kind() -> tuple[str, str]:
     return "", f"{bwrap}; unshare: {unshare} (install bubblewrap and util-linux)"
 
 
-def jail_probe() -> str:
-    """"" when some jail works here, else one line saying why none does."""
-    kind, why = jail_kind()
-    return "" if kind else why
-
-
-def _clear() -> None:
+def clear_probes() -> None:
+    """Forget what the probes found, so the next sandbox probes again (the tests change the probes)."""
     probe.cache_clear()
     jail_kind.cache_clear()
-
-
-jail_probe.cache_clear = _clear  # the tests re-probe after changing the probes
 
 
 _LIBC = ctypes.CDLL(None, use_errno=True)  # loaded here: a forked child must not load libraries
@@ -334,7 +326,7 @@ def claim_uid(slot: int) -> tuple[int, int]:
 
 def can_jail() -> bool:
     """True when a jail works here: root, bubblewrap or unshare, setpriv, and namespaces the kernel allows."""
-    return not jail_probe()
+    return bool(jail_kind()[0])
 
 
 class ProcessSandbox(Sandbox):

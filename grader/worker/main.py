@@ -109,40 +109,39 @@ class Worker:
                 torch.set_default_dtype(getattr(torch, header["default_dtype"]))
             grad = header.get("grad") or {}
             wrt = set(grad.get("wrt", []))
+            seed = int(header.get("seed", 0))
+
+            def build(raw: dict) -> tuple[dict, Builder, list, dict]:
+                """The request's tensors placed on the device, and the call's arguments built from them."""
+                placed = {k: place(t, device, requires_grad=k in wrt) for k, t in raw.items()}
+                builder = Builder(self.module, placed, device)
+                return placed, builder, builder.build(header.get("args", [])), \
+                    builder.build(header.get("kwargs", {"__dict__": {}}))
+
+            def invoke(args: list, kwargs: dict) -> Any:
+                """The student's function (or method of the first argument) on these arguments, freshly seeded."""
+                seed_everything(seed)
+                return getattr(args[0], method)(*args[1:], **kwargs) if method is not None else target(*args, **kwargs)
+
             pristine = {k: t.clone() for k, t in tensors.items()} if header.get("repeat") else {}
-            inputs = {k: place(t, device, requires_grad=k in wrt) for k, t in tensors.items()}
-            builder = Builder(self.module, inputs, device)
-            args = builder.build(header.get("args", []))
-            kwargs = builder.build(header.get("kwargs", {"__dict__": {}}))
-            fn_name = header["fn"]
-            seed_everything(int(header.get("seed", 0)))
-            start = time.perf_counter()
+            inputs, builder, args, kwargs = build(tensors)
             try:
-                target, method = resolve(self.module, fn_name, args)
+                target, method = resolve(self.module, header["fn"], args)
             except LookupError as exc:
                 return {"id": request_id, "ok": False, "kind": "missing", "error": str(exc)}, {}
-            if method is not None:
-                result = getattr(args[0], method)(*args[1:], **kwargs)
-            else:
-                result = target(*args, **kwargs)
+            start = time.perf_counter()
+            result = invoke(args, kwargs)
             elapsed = time.perf_counter() - start
             out = protocol.Encoder()
             reply: dict = {"id": request_id, "ok": True, "elapsed": elapsed, "result": out.encode(result)}
             if grad:
                 reply["grads"] = self.gradients(grad, result, inputs, builder, out)
-            if header.get("repeat"):  # the same call again, on the same objects and seed: mutation shows
-                seed_everything(int(header.get("seed", 0)))
-                again = getattr(args[0], method)(*args[1:], **kwargs) if method is not None else target(*args, **kwargs)
-                reply["repeat_result"] = out.encode(copied(again))
-                # and on inputs built afresh: whether the function gives the same result twice at all
-                fresh = Builder(self.module, {k: place(t, device, requires_grad=k in wrt) for k, t in pristine.items()},
-                                device)
-                f_args = fresh.build(header.get("args", []))
-                f_kwargs = fresh.build(header.get("kwargs", {"__dict__": {}}))
-                seed_everything(int(header.get("seed", 0)))
-                control = getattr(f_args[0], method)(*f_args[1:], **f_kwargs) if method is not None \
-                    else target(*f_args, **f_kwargs)
-                reply["control_result"] = out.encode(copied(control))
+            if header.get("repeat"):
+                # the same call again, on the same objects (mutation shows), and on inputs built afresh
+                # (whether the function gives the same result twice at all)
+                reply["repeat_result"] = out.encode(copied(invoke(args, kwargs)))
+                _, _, fresh_args, fresh_kwargs = build(pristine)
+                reply["control_result"] = out.encode(copied(invoke(fresh_args, fresh_kwargs)))
             if header.get("return_inputs"):
                 reply["inputs_after"] = {k: out.encode(t) for k, t in inputs.items()}
             return reply, out.tensors
