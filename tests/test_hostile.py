@@ -730,6 +730,29 @@ def test_each_worker_is_held_to_its_memory_limit_by_a_cgroup_that_goes_with_it()
     assert not folder.exists()
 
 
+@pytest.mark.skipif(process.cgroup_probe() != "", reason="needs root and a writable cgroup v1 memory hierarchy")
+def test_a_parallel_grader_sweeps_only_the_cgroups_of_graders_that_are_gone():
+    """CI failure of stop 17: one pytest-xdist worker's probe removed another's freshly made (still
+    empty) worker cgroup, and that worker's start failed ("Exception occurred in preexec_fn"). The
+    sweep now leaves a living judge's cgroup alone and removes one whose judge is dead."""
+    from grader.sandbox import cgroup
+
+    parent = cgroup.own_memory_cgroup()
+    live = cgroup.WorkerCgroup(64 << 20)  # ours: this process is alive
+    dead_pid = subprocess.Popen(["true"])
+    dead_pid.wait()
+    dead = parent / f"dgm-worker-{dead_pid.pid}-000000000000"
+    dead.mkdir()
+    try:
+        cgroup.sweep_stale(parent)
+        assert live.path.is_dir()
+        assert not dead.exists()
+    finally:
+        live.remove()
+        if dead.exists():
+            dead.rmdir()
+
+
 @jailed
 def test_forged_reports_of_inputs_and_gradients_are_checked_by_the_judge(marker):
     """Issue 11, item 10: a worker patched to report the inputs as sent and a gradient where autograd found

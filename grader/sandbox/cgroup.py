@@ -42,17 +42,35 @@ def cgroup_probe() -> str:
     parent = own_memory_cgroup()
     if parent is None:
         return "no writable cgroup v1 memory hierarchy"
-    for stale in parent.glob("dgm-worker-*"):  # left by a grader killed with SIGKILL; a busy one stays
-        try:
-            stale.rmdir()
-        except OSError:
-            pass
+    sweep_stale(parent)
     try:
         group = WorkerCgroup(64 << 20, parent=parent)
         group.remove()
     except OSError as exc:
         return f"cannot make a memory cgroup ({exc.strerror or exc})"
     return ""
+
+
+def owner_pid(folder: Path) -> int | None:
+    """The judge process a worker cgroup belongs to (``dgm-worker-<pid>-<random>``), or None."""
+    parts = folder.name.split("-")
+    return int(parts[2]) if len(parts) == 4 and parts[2].isdigit() else None
+
+
+def sweep_stale(parent: Path) -> None:
+    """Remove the worker cgroups of judges that are gone (a grader killed with SIGKILL).
+
+    Only a dead owner's: another judge's cgroup is empty between its mkdir and its worker's join,
+    and removing it then would fail that worker's start (seen with parallel graders).
+    """
+    for stale in parent.glob("dgm-worker-*"):
+        pid = owner_pid(stale)
+        if pid is not None and Path(f"/proc/{pid}").exists():
+            continue
+        try:
+            stale.rmdir()
+        except OSError:  # still has processes
+            pass
 
 
 class WorkerCgroup:
@@ -62,7 +80,7 @@ class WorkerCgroup:
         parent = parent or own_memory_cgroup()
         if parent is None:
             raise OSError("no cgroup v1 memory hierarchy")
-        self.path = parent / f"dgm-worker-{uuid.uuid4().hex[:12]}"
+        self.path = parent / f"dgm-worker-{os.getpid()}-{uuid.uuid4().hex[:12]}"
         self.path.mkdir(mode=0o755)
         try:
             (self.path / "memory.limit_in_bytes").write_text(str(limit))
