@@ -21,6 +21,7 @@ packages=()
 command -v dockerd >/dev/null || packages+=(docker.io)
 command -v debootstrap >/dev/null || packages+=(debootstrap)
 command -v bwrap >/dev/null || packages+=(bubblewrap)  # the process sandbox's jail (not Docker's)
+command -v chromium >/dev/null || packages+=(chromium)  # headless browser: the class report's test
 if [ -n "${PYTHON:-}" ]; then
     PY=$PYTHON
 elif has_sdk python3; then

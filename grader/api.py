@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Callable, Literal, Sequence
 
 from .assignment import ASSIGNMENTS_DIR, Assignment, UnknownAssignment, assignment_ids, load_assignment
 from .config import load_config
-from .judge import CheckResult, Grade, grade
+from .checks import Check
+from .judge import CheckResult, Grade, grade, required_checks
 from .sandbox.base import Sandbox
 from .submission import SubmissionError, load_submission
 
@@ -102,6 +103,33 @@ def check_out_path(out: Path) -> None:
         raise UsageError(f"--out {out}: cannot write there ({exc.strerror or exc})") from None
 
 
+def parse_only(text: str | None) -> list[str] | None:
+    """``--only a,b`` -> ["a", "b"]; None (or only commas) -> None: every check."""
+    names = [n.strip() for n in (text or "").split(",") if n.strip()]
+    return names or None
+
+
+def select_checks(checks: Sequence[Check], only: Sequence[str] | None) -> list[Check]:
+    """The checks ``--only`` names: check ids or student functions (every check of that function).
+
+    The checks a selected one requires (its value pins) run too, so a consistency
+    property scores exactly as in a full grade. Unknown names are a UsageError that
+    lists what there is.
+    """
+    if not only:
+        return list(checks)
+    functions = {c.function for c in checks}
+    ids = {c.id for c in checks}
+    unknown = [n for n in only if n not in functions and n not in ids]
+    if unknown:
+        raise UsageError(f"--only: no check or function named {', '.join(map(repr, unknown))} here "
+                         f"(functions: {', '.join(sorted(functions))}; `dgm-grade list` shows the check ids)")
+    chosen = {c.id for c in checks if c.id in only or c.function in only}
+    pins = required_checks(list(checks))
+    chosen |= {p for c in list(chosen) for p in pins[c]}
+    return [c for c in checks if c.id in chosen]
+
+
 def run_grading(
     *,
     submission: Path,
@@ -111,9 +139,11 @@ def run_grading(
     gpu: bool = False,
     seed: int | None = None,
     timeout: float | None = None,
+    only: Sequence[str] | None = None,
     progress: Callable[[CheckResult], None] | None = None,
 ) -> Grade:
-    """Load the assignment and the submission, and grade it (public checks only unless ``hidden``)."""
+    """Load the assignment and the submission, and grade it (public checks only unless ``hidden``;
+    ``only``: the checks or functions to run, see ``select_checks``)."""
     if not Path(submission).exists():
         raise UsageError(f"{submission}: no such file or folder")
     if timeout is not None and timeout <= 0:
@@ -122,11 +152,61 @@ def run_grading(
         assignment = load_assignment(find_assignment(Path(submission), assignment_id), hidden=hidden)
     except UnknownAssignment as exc:
         raise UsageError(str(exc)) from None
+    checks = select_checks(assignment.checks if hidden else assignment.public_checks, only)
     box = make_sandbox(assignment, kind=sandbox, gpu=gpu)
     try:
         sub = load_submission(Path(submission), assignment.config.module, functions=assignment.config.functions)
     except SubmissionError as exc:
         sub = exc  # graded all the same: every check fails with the reason
-    checks = assignment.checks if hidden else assignment.public_checks
-    return grade(assignment, sub, sandbox=box, checks=checks, seed=seed, timeout=timeout,
-                 device="cuda" if gpu else "cpu", progress=progress)
+    result = grade(assignment, sub, sandbox=box, checks=checks, seed=seed, timeout=timeout,
+                   device="cuda" if gpu else "cpu", progress=progress)
+    if only:
+        of = len(assignment.checks if hidden else assignment.public_checks)
+        result.notes.append(f"--only {','.join(only)}: {len(checks)} of {of} checks ran (with the checks they "
+                            "require); the score counts these only.")
+    return result
+
+
+def run_batch(*, folder: Path, out: Path, assignment_id: str, backend: str = "local", workers: int | None = None,
+              sandbox: SandboxKind = "auto", gpu: bool = False, gpus_per_task: float = 1.0, seed: int | None = None,
+              timeout: float | None = None, only: Sequence[str] | None = None, regrade: bool = False,
+              ray_address: str | None = None, progress=None):
+    """Check the options (a UsageError for anything unusable, before grading), then grade the class."""
+    from .batch.roster import RosterError, find_submissions
+    from .batch.run import BatchOptions, run_batch as run
+
+    folder, out = Path(folder), Path(out)
+    if not folder.is_dir():
+        raise UsageError(f"{folder}: no such folder (batch grades a folder of submissions)")
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file; give a folder for the class's results")
+    if backend not in ("local", "ray"):
+        raise UsageError(f"--backend must be local or ray, not '{backend}'")
+    if workers is not None and workers < 1:
+        raise UsageError("--workers must be at least 1")
+    if timeout is not None and timeout <= 0:
+        raise UsageError("--timeout must be positive")
+    if not 0 < gpus_per_task <= 1 and gpu:
+        raise UsageError("--gpus-per-task must be in (0, 1]")
+    try:
+        assignment = load_assignment(assignment_id)
+        find_submissions(folder, skip=out)
+    except (UnknownAssignment, RosterError) as exc:
+        raise UsageError(str(exc)) from None
+    only = list(only) if only else None
+    select_checks(assignment.checks, only)  # unknown names: a UsageError now, not one per student
+    if gpu:
+        _require_gpu(sandbox)
+    if backend == "ray":
+        import importlib.util
+
+        if importlib.util.find_spec("ray") is None:
+            raise UsageError("--backend ray needs Ray: pip install 'dgm-grade[ray]'")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--out {out}: cannot make the folder ({exc.strerror or exc})") from None
+    options = BatchOptions(assignment=assignment_id, backend=backend, workers=workers, sandbox=sandbox, gpu=gpu,
+                           gpus_per_task=gpus_per_task, seed=seed, timeout=timeout, only=only, regrade=regrade,
+                           ray_address=ray_address)
+    return run(folder, out, options, progress)

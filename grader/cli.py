@@ -38,13 +38,15 @@ def check(
     gpu: bool = typer.Option(False, "--gpu", help="run student code on a CUDA GPU"),
     seed: Optional[int] = typer.Option(None, help="grading seed (default: the assignment's)"),
     timeout: Optional[float] = typer.Option(None, help="seconds per call of a student function"),
+    only: Optional[str] = typer.Option(None, "--only", help="comma-separated functions or check ids to run "
+                                       "(with the checks they require)"),
 ) -> None:
     """Self-check: run the public checks and print a readable report."""
     console.print(f"[bold]dgm-grade check[/] {escape(str(submission))}")
     with stop_on_signals() as stop:
         grade = api.run_grading(
             submission=submission, assignment_id=assignment, hidden=False, sandbox=_sandbox(sandbox), gpu=gpu,
-            seed=seed, timeout=timeout, progress=report.ProgressLines(console),
+            seed=seed, timeout=timeout, only=api.parse_only(only), progress=report.ProgressLines(console),
         )
         report.print_report(console, grade)
     _exit_if_stopped(stop)
@@ -60,6 +62,8 @@ def grade_cmd(
     gpu: bool = typer.Option(False, "--gpu", help="run student code on a CUDA GPU"),
     seed: Optional[int] = typer.Option(None, help="grading seed (default: the assignment's)"),
     timeout: Optional[float] = typer.Option(None, help="seconds per call of a student function"),
+    only: Optional[str] = typer.Option(None, "--only", help="comma-separated functions or check ids to run "
+                                       "(with the checks they require)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="print only the score"),
     metadata: Optional[Path] = typer.Option(None, "--metadata", help="Gradescope's submission_metadata.json: "
                                             "submission and user ids into extra_data, the daily submission limit"),
@@ -84,12 +88,55 @@ def grade_cmd(
     progress = None if quiet else report.ProgressLines(console)
     with stop_on_signals() as stop:
         grade = api.run_grading(submission=submission, assignment_id=assignment, hidden=True,
-                                sandbox=_sandbox(sandbox), gpu=gpu, seed=seed, timeout=timeout, progress=progress)
+                                sandbox=_sandbox(sandbox), gpu=gpu, seed=seed, timeout=timeout,
+                                only=api.parse_only(only), progress=progress)
         results.write_results(grade, out, extra=extra)
         if not quiet:
             report.print_report(console, grade)
         console.print(escape(f"{submission}: {grade.score:g} / {grade.max_score:g} -> {out}"))
     _exit_if_stopped(stop, f"; the checks done so far are in {out}")
+
+
+@app.command()
+def batch(
+    folder: Path = typer.Argument(..., help="a folder with one submission per student (file, notebook, folder or "
+                                  "zip), or Gradescope's export with submission_metadata.yml"),
+    assignment: str = typer.Option(..., "--assignment", "-a", help="assignment id, e.g. hw2_vae"),
+    out: Path = typer.Option(..., "--out", "-o", help="folder for grades.csv, report.html and one folder per student"),
+    workers: Optional[int] = typer.Option(None, help="submissions graded at once (default: one per core; with Ray, "
+                                          "the cluster's CPUs)"),
+    backend: str = typer.Option("local", help="local (this machine) or ray (a Ray cluster)"),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="the Ray cluster to use (default: a local "
+                                              "Ray, or the one RAY_ADDRESS names)"),
+    sandbox: str = typer.Option("auto", help=SANDBOX_HELP),
+    gpu: bool = typer.Option(False, "--gpu", help="run student code on a CUDA GPU"),
+    gpus_per_task: float = typer.Option(1.0, "--gpus-per-task", help="with --gpu on Ray: GPUs per submission "
+                                        "(0.25: four students share one)"),
+    seed: Optional[int] = typer.Option(None, help="grading seed (default: the assignment's)"),
+    timeout: Optional[float] = typer.Option(None, help="seconds per call of a student function"),
+    regrade: bool = typer.Option(False, "--regrade", help="grade everyone again, even when nothing changed"),
+    only: Optional[str] = typer.Option(None, "--only", help="regrade these checks or functions (comma-separated) "
+                                       "for everyone and merge them into the earlier results"),
+) -> None:
+    """Grade a whole class: grades.csv, report.html and results.json + feedback.md per student (resumable)."""
+    import signal
+
+    from .batch.progress import BatchProgress
+
+    def terminate(signum, frame):  # SIGTERM as Ctrl-C: the children in flight go, the class files are written
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, terminate)
+    with BatchProgress(console) as bar:
+        summary = api.run_batch(folder=folder, out=out, assignment_id=assignment, backend=backend, workers=workers,
+                                sandbox=_sandbox(sandbox), gpu=gpu, gpus_per_task=gpus_per_task, seed=seed,
+                                timeout=timeout, only=api.parse_only(only), regrade=regrade, ray_address=ray_address,
+                                progress=bar)
+    counts = ", ".join(f"{n} {status}" for status, n in sorted(summary.by_status.items()))
+    console.print(escape(f"{len(summary.records)} students ({counts}); graded now {len(summary.graded)}, unchanged "
+                         f"{len(summary.skipped)}; {summary.wall_time:.0f} s"))
+    for name in ("grades.csv", "gradescope_scores.csv", "report.html"):
+        console.print(escape(f"wrote {out / name}"))
 
 
 @app.command("list")
@@ -101,10 +148,11 @@ def list_cmd() -> None:
         a = load_assignment(assignment_id)
         table = Table(title=escape(f"{a.id}: {a.config.title} ({a.config.module}.py, {a.max_score:g} points)"))
         table.add_column("check")
+        table.add_column("id (for --only)")
         table.add_column("points", justify="right")
         table.add_column("visibility")
         for c in a.checks:
-            table.add_row(escape(c.name), f"{c.points:g}", "hidden" if c.hidden else "public")
+            table.add_row(escape(c.name), escape(c.id), f"{c.points:g}", "hidden" if c.hidden else "public")
         console.print(table)
 
 

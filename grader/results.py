@@ -133,6 +133,21 @@ def to_results(grade: Grade, *, extra: dict | None = None) -> Results:
     )
 
 
+def to_markdown(results: Results, *, title: str = "") -> str:
+    """results.json as a Markdown page a student or TA reads (``feedback.md`` of a batch): the summary,
+    then every check with its points, and for each failed one what failed (already fenced)."""
+    lines = [f"# {clean_text(title)}" if title else "# Feedback", "", results.output, "", "## Checks", ""]
+    for t in results.tests:
+        mark = "passed" if t.status == "passed" else "FAILED"
+        lines.append(f"- {mark} {t.score:g}/{t.max_score:g}: {t.name}")
+    failed = [t for t in results.tests if t.status == "failed" and t.output]
+    if failed:
+        lines += ["", "## What failed", ""]
+        for t in failed:
+            lines += [f"### {t.name} ({t.score:g}/{t.max_score:g})", "", t.output, ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
 def sandbox_description(grade: Grade) -> str:
     """The sandbox in words, its name once: the sandboxes' own descriptions start with it
     ("docker sandbox (image): uid ...", "process sandbox: ...")."""
