@@ -195,13 +195,15 @@ def status_of(problem: str, kinds: list[str], *, unreadable: bool) -> tuple[str,
     return "graded", ""
 
 
-def make_record(spec: JobSpec, grade, results, source: bytes) -> StudentRecord:
-    """The batch's record of a grade (judge.Grade, its results.Results, the graded module's source)."""
+def make_record(spec: JobSpec, grade, source: bytes) -> StudentRecord:
+    """The batch's record of a grade (a judge.Grade, and the graded module's source)."""
+    from ..results import clean_text
     from .hashing import ast_hash
 
     checks = [CheckOutcome(id=r.check.id, name=r.check.name, function=r.check.function, points=r.check.points,
-                           score=round(r.score, 6), passed=r.passed, kind=failure_kind(r), output=t.output[:4000])
-              for r, t in zip(grade.results, results.tests)]
+                           score=round(r.score, 6), passed=r.passed, kind=failure_kind(r),
+                           output=clean_text(r.output)[:4000])  # plain text: the report escapes it
+              for r in grade.results]
     kinds = [c.kind for c in checks]
     unreadable = any(k == "unreadable" for k in kinds)
     status, reason = status_of(grade.problem, kinds, unreadable=unreadable)
@@ -233,7 +235,7 @@ def run_child(spec: JobSpec) -> None:
                                 sandbox=spec.sandbox, gpu=spec.gpu, seed=spec.seed, timeout=spec.timeout,
                                 only=spec.only)
         results = results_mod.to_results(grade, extra=extra)
-        record = make_record(spec, grade, results, _module_source(path, grade))
+        record = make_record(spec, grade, _module_source(path, grade))
         results_mod.write_results(results, out / "results.json")
         (out / "feedback.md").write_text(results_mod.to_markdown(results, title=spec.student), encoding="utf-8")
         (out / "record.json").write_text(record.model_dump_json(indent=1), encoding="utf-8")
