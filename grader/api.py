@@ -152,7 +152,8 @@ def run_grading(
         assignment = load_assignment(find_assignment(Path(submission), assignment_id), hidden=hidden)
     except UnknownAssignment as exc:
         raise UsageError(str(exc)) from None
-    checks = select_checks(assignment.checks if hidden else assignment.public_checks, only)
+    pool = assignment.checks if hidden else assignment.public_checks
+    checks = select_checks(pool, only)
     box = make_sandbox(assignment, kind=sandbox, gpu=gpu)
     try:
         sub = load_submission(Path(submission), assignment.config.module, functions=assignment.config.functions)
@@ -161,8 +162,7 @@ def run_grading(
     result = grade(assignment, sub, sandbox=box, checks=checks, seed=seed, timeout=timeout,
                    device="cuda" if gpu else "cpu", progress=progress)
     if only:
-        of = len(assignment.checks if hidden else assignment.public_checks)
-        result.notes.append(f"--only {','.join(only)}: {len(checks)} of {of} checks ran (with the checks they "
+        result.notes.append(f"--only {','.join(only)}: {len(checks)} of {len(pool)} checks ran (with the checks they "
                             "require); the score counts these only.")
     return result
 

@@ -103,6 +103,7 @@ class Grade:
     isolation: str
     notes: list[str] = field(default_factory=list)  # about the submission (dropped notebook lines...)
     problem: str = ""  # why the submission could not run at all, if so
+    source: bytes = b""  # the graded module as the worker imported it (a notebook's converted code)
     elapsed: float = 0.0
 
     @property
@@ -225,6 +226,7 @@ def grade(
         result.elapsed = time.monotonic() - started
         return result
     result.notes = list(submission.notes)
+    result.source = submission.files.get(f"{submission.module}.py", b"")
     client = WorkerClient(
         sandbox, submission.files, submission.module, import_timeout=limits.import_timeout_s,
         max_frame_bytes=limits.max_frame_mb << 20, device=device, max_restarts=limits.max_restarts,

@@ -195,14 +195,15 @@ def write_results(grade: Grade | Results, path: Path, *, extra: dict | None = No
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        _write_atomically(data, path)
+        write_atomically(data, path)
     except OSError:
         if not _write_into_placeholder(data, path):
             raise
     return results
 
 
-def _write_atomically(data: bytes, path: Path) -> None:
+def write_atomically(data: bytes, path: Path) -> None:
+    """``data`` into ``path`` through a fresh temp file beside it, renamed into place (see write_results)."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -220,7 +221,7 @@ def reserve_results(path: Path, results: Results) -> None:
     """Write ``results`` (what to report if grading never finishes) to ``path``, padded with spaces
     to RESERVED_BYTES: the disk space a later ``write_results`` can reuse when the disk is full."""
     data = dumps(results)
-    _write_atomically(data + b" " * max(0, RESERVED_BYTES - len(data)), Path(path))
+    write_atomically(data + b" " * max(0, RESERVED_BYTES - len(data)), Path(path))
 
 
 def _write_into_placeholder(data: bytes, path: Path) -> bool:

@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import tempfile
 from pathlib import Path
 
+from ..results import write_atomically
 from .records import StudentRecord
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -63,19 +62,7 @@ def gradescope_csv(records: list[StudentRecord]) -> str:
     return out.getvalue()
 
 
-def write_text_atomically(path: Path, text: str) -> None:
-    """A temp file beside ``path``, renamed into place: a reader sees the old file or the new, never half."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_gradebook(records: list[StudentRecord], out: Path) -> tuple[Path, Path]:
-    write_text_atomically(out / "grades.csv", grades_csv(records))
-    write_text_atomically(out / "gradescope_scores.csv", gradescope_csv(records))
+    write_atomically(grades_csv(records).encode(), out / "grades.csv")
+    write_atomically(gradescope_csv(records).encode(), out / "gradescope_scores.csv")
     return out / "grades.csv", out / "gradescope_scores.csv"

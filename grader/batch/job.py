@@ -29,6 +29,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from ..sandbox.process import die_with_parent
 from .records import CheckOutcome, StudentRecord
 
 OUTPUT_FILES = ("results.json", "feedback.md", "record.json")
@@ -103,9 +104,11 @@ def grade_job(spec: JobSpec, *, deadline_s: float, cancel: threading.Event | Non
         spec = spec.model_copy(update={"out": tmp})
         env = {**os.environ, "OMP_NUM_THREADS": "1"}  # the judge's tensors are small (judge.py: one torch thread)
         with open(Path(tmp) / "stderr.txt", "wb") as stderr:
+            parent = os.getpid()  # SIGTERM (the child writes what it has) when this thread dies: a killed
+            #                       batch, a cancelled Ray task
             proc = subprocess.Popen([sys.executable, "-m", "grader.batch.job"], stdin=subprocess.PIPE,
                                     stdout=subprocess.DEVNULL, stderr=stderr, env=env, start_new_session=True,
-                                    preexec_fn=_die_with_parent)
+                                    preexec_fn=lambda: die_with_parent(parent, signal.SIGTERM))
             try:
                 proc.stdin.write(spec.model_dump_json().encode())
                 proc.stdin.close()
@@ -149,13 +152,6 @@ def _kill(proc: subprocess.Popen, sig: int) -> None:
         proc.wait()
 
 
-def _die_with_parent() -> None:
-    """SIGTERM to the child when the thread that started it dies (a killed batch, a cancelled Ray task)."""
-    import ctypes
-
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
-
-
 # ---------------------------------------------------------------- the child's side
 
 
@@ -181,9 +177,10 @@ def failure_kind(result) -> str:  # result: judge.CheckResult
     return "raised" if result.raised_in is not None else "wrong"
 
 
-def status_of(problem: str, kinds: list[str], *, unreadable: bool) -> tuple[str, str]:
-    """(status, reason) of a whole submission: the worst thing that happened (records.STATUSES)."""
-    if unreadable:
+def status_of(problem: str, kinds: list[str]) -> tuple[str, str]:
+    """(status, reason) of a whole submission from its problem and its checks' failure kinds: the worst
+    thing that happened (records.STATUSES)."""
+    if "unreadable" in kinds:
         return "unreadable", problem
     if problem and ("could not be imported" in problem or "defines none" in problem):
         return "import error", problem.splitlines()[0]
@@ -195,8 +192,8 @@ def status_of(problem: str, kinds: list[str], *, unreadable: bool) -> tuple[str,
     return "graded", ""
 
 
-def make_record(spec: JobSpec, grade, source: bytes) -> StudentRecord:
-    """The batch's record of a grade (a judge.Grade, and the graded module's source)."""
+def make_record(spec: JobSpec, grade) -> StudentRecord:
+    """The batch's record of a grade (a judge.Grade)."""
     from ..results import clean_text
     from .hashing import ast_hash
 
@@ -204,10 +201,8 @@ def make_record(spec: JobSpec, grade, source: bytes) -> StudentRecord:
                            score=round(r.score, 6), passed=r.passed, kind=failure_kind(r),
                            output=clean_text(r.output)[:4000])  # plain text: the report escapes it
               for r in grade.results]
-    kinds = [c.kind for c in checks]
-    unreadable = any(k == "unreadable" for k in kinds)
-    status, reason = status_of(grade.problem, kinds, unreadable=unreadable)
-    similar = ast_hash(source) if source else ""
+    status, reason = status_of(grade.problem, [c.kind for c in checks])
+    similar = ast_hash(grade.source) if grade.source else ""
     handout = grade.assignment.path / "handout" / f"{grade.assignment.config.module}.py"
     if similar and handout.is_file() and similar == ast_hash(handout.read_bytes()):
         similar = ""  # the blank handout: alike by design, not worth a TA's look
@@ -235,22 +230,10 @@ def run_child(spec: JobSpec) -> None:
                                 sandbox=spec.sandbox, gpu=spec.gpu, seed=spec.seed, timeout=spec.timeout,
                                 only=spec.only)
         results = results_mod.to_results(grade, extra=extra)
-        record = make_record(spec, grade, _module_source(path, grade))
+        record = make_record(spec, grade)
         results_mod.write_results(results, out / "results.json")
         (out / "feedback.md").write_text(results_mod.to_markdown(results, title=spec.student), encoding="utf-8")
         (out / "record.json").write_text(record.model_dump_json(indent=1), encoding="utf-8")
-
-
-def _module_source(path: Path, grade) -> bytes:
-    """The graded module's source as the worker imported it (a notebook's converted code), for ast_hash."""
-    from ..submission import SubmissionError, load_submission
-
-    module = grade.assignment.config.module
-    try:
-        sub = load_submission(path, module, functions=grade.assignment.config.functions)
-    except SubmissionError:
-        return b""
-    return sub.files.get(f"{module}.py", b"")
 
 
 def main() -> None:

@@ -75,5 +75,5 @@ def run_ray(specs: list[JobSpec], *, workers: int | None, deadline_s: float, add
                 done(spec, outcome)
     except BaseException:
         for ref in running:
-            ray.cancel(ref, force=True)  # the task's child gets SIGTERM with it (job._die_with_parent)
+            ray.cancel(ref, force=True)  # the task's child gets SIGTERM with it (job.grade_job: die_with_parent)
         raise

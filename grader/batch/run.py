@@ -25,7 +25,7 @@ from pydantic import ValidationError
 
 from .. import results as results_mod
 from ..results import Results
-from .gradebook import write_gradebook, write_text_atomically
+from .gradebook import write_gradebook
 from .hashing import inputs_hash, submission_hash
 from .job import JobOutcome, JobSpec, status_of
 from .records import StudentRecord
@@ -172,8 +172,9 @@ def save_outcome(folder: Path, spec: JobSpec, outcome: JobOutcome, entry: Entry,
         if earlier is not None and not earlier.only and earlier.submission_hash == spec.submission_hash:
             record, results = merge(earlier, record), merge_results(_read_results(folder), results)
     results_mod.write_results(results, folder / "results.json")
-    write_text_atomically(folder / "feedback.md", results_mod.to_markdown(results, title=spec.student))
-    write_text_atomically(folder / "record.json", record.model_dump_json(indent=1))
+    feedback = results_mod.to_markdown(results, title=spec.student)
+    results_mod.write_atomically(feedback.encode(), folder / "feedback.md")
+    results_mod.write_atomically(record.model_dump_json(indent=1).encode(), folder / "record.json")
     return record
 
 
@@ -183,7 +184,7 @@ def merge(earlier: StudentRecord, new: StudentRecord) -> StudentRecord:
     checks = [fresh.pop(c.name, c) for c in earlier.checks] + list(fresh.values())
     kinds = [c.kind for c in checks]
     status, reason = (new.status, new.reason) if new.status in ("unreadable", "import error") else \
-        status_of("", kinds, unreadable=False)
+        status_of("", kinds)
     return earlier.model_copy(update={
         "checks": checks, "score": round(sum(c.score for c in checks), 6),
         "max_score": sum(c.points for c in checks), "status": status, "reason": reason,

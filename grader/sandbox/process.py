@@ -273,9 +273,9 @@ _LIBC = ctypes.CDLL(None, use_errno=True)  # loaded here: a forked child must no
 PR_SET_PDEATHSIG = 1
 
 
-def die_with_parent(parent: int) -> None:
-    """In a child before exec: SIGKILL when the thread that forked it dies; exit now if the parent is gone."""
-    _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+def die_with_parent(parent: int, signum: int = signal.SIGKILL) -> None:
+    """In a child before exec: ``signum`` when the thread that forked it dies; exit now if the parent is gone."""
+    _LIBC.prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0)
     if os.getppid() != parent:  # it died before the prctl: nobody would kill us
         os._exit(1)
 
