@@ -4,7 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Literal, Sequence
 
-from .assignment import ASSIGNMENTS_DIR, Assignment, UnknownAssignment, assignment_ids, load_assignment
+from .assignment import (ASSIGNMENTS_DIR, Assignment, UnknownAssignment, assignment_ids, hidden_points,
+                         load_assignment)
 from .config import load_config
 from .checks import Check
 from .judge import CheckResult, Grade, grade, required_checks
@@ -161,6 +162,8 @@ def run_grading(
         sub = exc  # graded all the same: every check fails with the reason
     result = grade(assignment, sub, sandbox=box, checks=checks, seed=seed, timeout=timeout,
                    device="cuda" if gpu else "cpu", progress=progress)
+    if not hidden:
+        result.hidden_points = hidden_points(assignment.id)
     if only:
         result.notes.append(f"--only {','.join(only)}: {len(checks)} of {len(pool)} checks ran (with the checks they "
                             "require); the score counts these only.")
@@ -210,3 +213,18 @@ def run_batch(*, folder: Path, out: Path, assignment_id: str, backend: str = "lo
                            gpus_per_task=gpus_per_task, seed=seed, timeout=timeout, only=only, regrade=regrade,
                            ray_address=ray_address)
     return run(folder, out, options, progress)
+
+
+def build_student_bundle(*, assignment_id: str, out: Path) -> list[Path]:
+    """The student bundle of ``assignment_id`` (a wheel and the handout zip) in the folder ``out``
+    (grader/deploy/student.py); a UsageError for anything unusable."""
+    from .deploy.student import build_bundle
+    from .deploy.wheel import BuildError
+
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file; give the folder to write the bundle into")
+    try:
+        return build_bundle(assignment_id, out)
+    except (UnknownAssignment, BuildError) as exc:
+        raise UsageError(str(exc)) from None

@@ -4,11 +4,13 @@
     assignments/<id>/checks_public.py   `checks = Checks()`; visible checks
     assignments/<id>/checks_hidden.py   `checks = Checks(hidden=True)`; absent in the student bundle
     assignments/<id>/handout/           generated template (.py, .ipynb)
+    assignments/<id>/bundle.toml        student bundle only: the points of the hidden checks it leaves out
 """
 from __future__ import annotations
 
 import hashlib
 import importlib
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +20,12 @@ from .checks import Check, Checks
 from .config import AssignmentConfig, ConfigError, load_config
 
 ASSIGNMENTS_DIR = Path(_assignments_pkg.__file__).parent
+BUNDLE_FILE = "bundle.toml"  # written by grader/deploy/student.py in place of checks_hidden.py
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
 
 class UnknownAssignment(Exception):
@@ -61,7 +69,7 @@ def load_assignment(assignment_id: str, *, hidden: bool = True) -> Assignment:
     checks: list[Check] = []
     digest = hashlib.sha256((path / "config.toml").read_bytes())
     for name in files:
-        module = importlib.import_module(f"assignments.{assignment_id}.{name}")
+        module = importlib.import_module(f"{_assignments_pkg.__name__}.{assignment_id}.{name}")
         registry = getattr(module, "checks", None)
         if not isinstance(registry, Checks):
             raise ConfigError(f"{path / (name + '.py')}: must define `checks = Checks(...)`")
@@ -71,6 +79,25 @@ def load_assignment(assignment_id: str, *, hidden: bool = True) -> Assignment:
         digest.update((path / f"{name}.py").read_bytes())
     _validate(config, checks, path, complete=hidden)
     return Assignment(config, path, tuple(checks), digest.hexdigest()[:16])
+
+
+def hidden_points(assignment_id: str) -> float:
+    """The points of the hidden checks, which `check` does not run.
+
+    Counted from checks_hidden.py where it is (a TA's installation); in the student
+    bundle, which has no hidden checks, read from the total its builder recorded in
+    bundle.toml; 0 when neither is there.
+    """
+    path = ASSIGNMENTS_DIR / assignment_id
+    if (path / "checks_hidden.py").is_file():
+        full = load_assignment(assignment_id, hidden=True)
+        return sum(c.points for c in full.checks if c.hidden)
+    if (path / BUNDLE_FILE).is_file():
+        try:
+            return float(tomllib.loads((path / BUNDLE_FILE).read_text())["hidden_points"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(f"{path / BUNDLE_FILE}: no readable hidden_points ({exc})") from None
+    return 0.0
 
 
 def _validate(config: AssignmentConfig, checks: list[Check], path: Path, *, complete: bool) -> None:

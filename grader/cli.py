@@ -9,6 +9,7 @@ exit code is 128 + the signal's number, as a shell reports a killed command.
 """
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 from typing import Optional
@@ -42,15 +43,15 @@ def check(
                                        "(with the checks they require)"),
 ) -> None:
     """Self-check: run the public checks and print a readable report."""
+    from .selfcheck import run_check
+
     console.print(f"[bold]dgm-grade check[/] {escape(str(submission))}")
-    with stop_on_signals() as stop:
-        grade = api.run_grading(
-            submission=submission, assignment_id=assignment, hidden=False, sandbox=_sandbox(sandbox), gpu=gpu,
-            seed=seed, timeout=timeout, only=api.parse_only(only), progress=report.ProgressLines(console),
-        )
-        report.print_report(console, grade)
-    _exit_if_stopped(stop)
-    raise typer.Exit(0 if grade.score == grade.max_score and not grade.problem else 1)
+    _, code, signum = run_check(submission, console=console, assignment=assignment, sandbox=_sandbox(sandbox),
+                                gpu=gpu, seed=seed, timeout=timeout, only=api.parse_only(only))
+    if signum:
+        err.print(escape(f"dgm-grade: stopped by {signal.Signals(signum).name}"))
+        raise typer.Exit(128 + signum)
+    raise typer.Exit(code)
 
 
 @app.command("grade")
@@ -230,6 +231,21 @@ def gradescope(
         raise api.UsageError(str(exc)) from None
     console.print(escape(f"wrote {built}: upload it as the autograder of a Gradescope programming assignment "
                          "(Ubuntu 22.04 base image)"))
+
+
+@app.command("student-bundle")
+def student_bundle(
+    assignment: str = typer.Argument(..., help="assignment id, e.g. hw2_vae"),
+    out: Path = typer.Option(Path("dist"), "--out", "-o", help="the folder to write the wheel and the handout zip to"),
+) -> None:
+    """Build what students get: a wheel that self-checks ID with the public checks only (no reference, no hidden
+    checks), and the handout zip."""
+    from .deploy.student import command_name
+
+    wheel, handout_zip = api.build_student_bundle(assignment_id=assignment, out=out)
+    console.print(escape(f"wrote {wheel}\nwrote {handout_zip}\nStudents: pip install {wheel.name}, then "
+                         f"`{command_name(assignment)} FILE`, or in a notebook "
+                         f"`from dgm_grade.{assignment} import check; check()`"))
 
 
 image_app = typer.Typer(help="The Docker grading image.", no_args_is_help=True)

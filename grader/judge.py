@@ -105,6 +105,7 @@ class Grade:
     problem: str = ""  # why the submission could not run at all, if so
     source: bytes = b""  # the graded module as the worker imported it (a notebook's converted code)
     elapsed: float = 0.0
+    hidden_points: float = 0.0  # points of hidden checks that did not run (`check`: graded after submission)
 
     @property
     def score(self) -> float:

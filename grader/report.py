@@ -7,6 +7,7 @@ or a CI log, nothing is wrapped at the terminal's width (``make_console``).
 """
 from __future__ import annotations
 
+import html
 import sys
 from dataclasses import dataclass, field
 from typing import IO
@@ -120,6 +121,49 @@ def print_report(console: Console, grade: Grade, *, show_passed: bool = False) -
             console.print(Panel(escape(r.output), title=f"[red]{escape(r.check.name)}[/]", title_align="left",
                                 border_style="red", expand=False))
     colour = "green" if grade.score == grade.max_score else "yellow"
-    console.print(f"[bold {colour}]Score: {grade.score:g} / {grade.max_score:g}[/]  "
+    console.print(f"[bold {colour}]{escape(score_line(grade))}[/]  "
                   f"[dim]({len(grade.results)} checks in {grade.elapsed:.1f}s, seed {grade.seed})[/]")
     console.print(f"[dim]{escape(grade.isolation)}[/]")
+
+
+def score_line(grade: Grade) -> str:
+    """"Score: 35 / 35", and when hidden checks did not run (`check`), what the score covers:
+    "Score: 35 / 35 public points; hidden checks grade the remaining 21 points after submission"."""
+    line = f"Score: {grade.score:g} / {grade.max_score:g}"
+    if grade.hidden_points:
+        line += (f" public points; hidden checks grade the remaining {grade.hidden_points:g} point"
+                 f"{'s' * (grade.hidden_points != 1)} after submission")
+    return line
+
+
+# ---------------------------------------------------------------- HTML, for check() in a notebook
+
+HTML_STYLE = ("<style>.dgm-report td,.dgm-report th{text-align:left;padding:2px 8px;vertical-align:top}"
+              ".dgm-report pre{white-space:pre-wrap;margin:4px 0 8px 0}.dgm-pass{color:#080}.dgm-fail{color:#b00}"
+              "</style>")
+
+
+def html_report(grade: Grade, *, warnings: list[str] = ()) -> str:
+    """The report as one self-contained HTML fragment: warnings and notes, a row per check (a function's
+    checks failing the same way share one), each other failure expanded below its row (the property,
+    the counterexample, expected against got), then the score line and the isolation."""
+    cfg = grade.assignment.config
+    parts = [HTML_STYLE, '<div class="dgm-report">', f"<h4>{html.escape(cfg.id)}: {html.escape(cfg.title)}</h4>"]
+    parts += [f'<p class="dgm-fail"><b>warning:</b> {html.escape(w)}</p>' for w in warnings]
+    if grade.problem:
+        parts.append(f'<p class="dgm-fail"><b>problem:</b> {html.escape(grade.problem)}</p>')
+    parts += [f"<p><b>note:</b> {html.escape(n)}</p>" for n in grade.notes]
+    parts.append("<table><tr><th></th><th>check</th><th>points</th></tr>")
+    for row in rows(grade.results):
+        mark = '<span class="dgm-pass">&#10003;</span>' if row.passed else '<span class="dgm-fail">&#10007;</span>'
+        parts.append(f"<tr><td>{mark}</td><td>{html.escape(row.label)}</td><td>{row.score:g}/{row.points:g}</td></tr>")
+        for r in row.results:
+            if not r.passed and brief_key(r) is None:
+                parts.append(f'<tr><td></td><td colspan="2"><details open><summary>why it failed</summary>'
+                             f"<pre>{html.escape(r.output)}</pre></details></td></tr>")
+    parts.append("</table>")
+    colour = "dgm-pass" if grade.score == grade.max_score else "dgm-fail"
+    parts.append(f'<p class="{colour}"><b>{html.escape(score_line(grade))}</b> '
+                 f"({len(grade.results)} checks in {grade.elapsed:.1f}s, seed {grade.seed})</p>")
+    parts.append(f"<p><small>{html.escape(grade.isolation)}</small></p></div>")
+    return "\n".join(parts)

@@ -18,12 +18,10 @@ results.json records and the count a daily submission limit needs.
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import shutil
 import string
-import subprocess
 import sys
 import tempfile
 import zipfile
@@ -32,16 +30,13 @@ from datetime import datetime, timedelta
 from importlib import metadata
 from pathlib import Path
 
+from .wheel import DIST, IGNORE, BuildError, copy_package, judge_requirements, package_dir, pip_wheel, project_root
+
 TEMPLATES = Path(__file__).resolve().parent / "gradescope"
 DEFAULT_TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
 DEFAULT_PYPI_INDEX = "https://pypi.org/simple"
 PACKAGES = ("grader", "reference", "assignments")
-DIST = "dgm-grade"
 METADATA_MAX_BYTES = 64 << 20
-
-
-class BuildError(Exception):
-    """The zip cannot be built here (one line says why)."""
 
 
 # ---------------------------------------------------------------- submission metadata
@@ -118,17 +113,6 @@ def read_metadata(path: Path) -> Metadata:
 # ---------------------------------------------------------------- the zip
 
 
-def _package_dir(name: str) -> Path:
-    module = __import__(name)
-    return Path(module.__file__).resolve().parent
-
-
-def _project_root() -> Path | None:
-    """The checkout dgm-grade runs from (its pyproject.toml beside grader/), or None when installed."""
-    root = _package_dir("grader").parent
-    return root if (root / "pyproject.toml").is_file() else None
-
-
 def _reference_modules(assignment_dir: Path, module: str) -> set[str]:
     names = {module}
     for py in assignment_dir.rglob("*.py"):
@@ -137,17 +121,9 @@ def _reference_modules(assignment_dir: Path, module: str) -> set[str]:
     return names
 
 
-def _judge_requirements() -> list[str]:
-    """dgm-grade's own dependencies (no extras), as requirement strings."""
-    try:
-        return [r for r in metadata.requires(DIST) or [] if "extra ==" not in r]
-    except metadata.PackageNotFoundError:
-        raise BuildError("dgm-grade is not installed (pip install -e . in the checkout, or pip install the wheel)") from None
-
-
 def _pyproject(version: str) -> str:
     """A pyproject.toml for the wheel when dgm-grade runs from a wheel rather than a checkout."""
-    deps = ",\n".join(f"    {json.dumps(r)}" for r in _judge_requirements())
+    deps = ",\n".join(f"    {json.dumps(r)}" for r in judge_requirements())
     return f'''[build-system]
 requires = ["setuptools>=61"]
 build-backend = "setuptools.build_meta"
@@ -177,35 +153,24 @@ def build_wheel(assignment_id: str, out_dir: Path) -> Path:
     from ..assignment import ASSIGNMENTS_DIR, load_assignment
 
     config = load_assignment(assignment_id).config  # UnknownAssignment / ConfigError for the CLI
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
     with tempfile.TemporaryDirectory(prefix="dgm-wheel-") as tmp:
         src = Path(tmp) / "src"
-        src.mkdir()
-        shutil.copytree(_package_dir("grader"), src / "grader", ignore=ignore)
+        copy_package(package_dir("grader"), src / "grader")
         (src / "assignments").mkdir()
         shutil.copy(ASSIGNMENTS_DIR / "__init__.py", src / "assignments" / "__init__.py")
-        shutil.copytree(ASSIGNMENTS_DIR / assignment_id, src / "assignments" / assignment_id, ignore=ignore)
-        reference = _package_dir("reference")
+        shutil.copytree(ASSIGNMENTS_DIR / assignment_id, src / "assignments" / assignment_id, ignore=IGNORE)
+        reference = package_dir("reference")
         (src / "reference").mkdir()
         shutil.copy(reference / "__init__.py", src / "reference" / "__init__.py")
         for name in sorted(_reference_modules(ASSIGNMENTS_DIR / assignment_id, config.module)):
             shutil.copy(reference / f"{name}.py", src / "reference" / f"{name}.py")
-        root = _project_root()
+        root = project_root()
         if root is not None:
             shutil.copy(root / "pyproject.toml", src / "pyproject.toml")
             shutil.copy(root / "README.md", src / "README.md")
         else:
             (src / "pyproject.toml").write_text(_pyproject(metadata.version(DIST)))
-        wheels = Path(tmp) / "wheels"
-        isolation = [] if importlib.util.find_spec("setuptools") is None else ["--no-build-isolation"]
-        run = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", *isolation, "-q",
-                              "-w", str(wheels), str(src)], capture_output=True, text=True)
-        if run.returncode != 0:
-            last = (run.stderr.strip().splitlines() or ["pip wheel failed"])[-1]
-            raise BuildError(f"building the wheel failed: {last} (needs setuptools in this environment)")
-        [wheel] = wheels.glob("*.whl")
-        out_dir.mkdir(parents=True, exist_ok=True)
-        return Path(shutil.copy(wheel, out_dir / wheel.name))
+        return pip_wheel(src, out_dir)
 
 
 def _pins() -> dict[str, tuple[str, str]]:
@@ -218,7 +183,7 @@ def _pins() -> dict[str, tuple[str, str]]:
 
     env = {"extra": ""}
     pins: dict[str, tuple[str, str]] = {}
-    todo = [Requirement(r) for r in _judge_requirements()]
+    todo = [Requirement(r) for r in judge_requirements()]
     while todo:
         req = todo.pop()
         if req.marker is not None and not req.marker.evaluate(env):

@@ -22,7 +22,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 
-import grader.worker
+from .. import worker as worker_package
 
 # How the worker is started inside a session: python -I -c BOOT <runtime dir>
 WORKER_BOOT = "import sys; sys.path.insert(0, sys.argv[1]); from dgm_worker.main import main; main()"
@@ -206,7 +206,7 @@ class Session:
         os.chmod(self.root, 0o711)
         self.runtime = self.root / "runtime"
         self.work = self.root / "work"
-        package = Path(grader.worker.__file__).parent
+        package = Path(worker_package.__file__).parent
         shutil.copytree(package, self.runtime / "dgm_worker", ignore=shutil.ignore_patterns("__pycache__"))
         for path in [self.runtime, *self.runtime.rglob("*")]:
             os.chmod(path, 0o755 if path.is_dir() else 0o644)

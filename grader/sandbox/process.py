@@ -190,10 +190,14 @@ def hidden_paths() -> list[Path]:
     docker/, ...) except the one holding the running interpreter's venv.
     """
     import assignments
-    import grader
-    import reference
 
-    paths = {Path(m.__file__).resolve().parent for m in (grader, reference, assignments)}
+    paths = {Path(__file__).resolve().parents[1], Path(assignments.__file__).resolve().parent}  # grader/, assignments/
+    try:
+        import reference  # absent from the student bundle
+    except ImportError:
+        pass
+    else:
+        paths.add(Path(reference.__file__).resolve().parent)
     paths |= {p for p in (_PROJECT / n for n in HIDDEN_NAMES) if p.is_dir()}
     prefix = Path(sys.prefix).resolve()
     if (_PROJECT / "pyproject.toml").is_file():  # a checkout, not an installed package

@@ -94,13 +94,13 @@ def checked_filter(gpu: bool = False) -> tuple[bytes, str]:
     bpf, why = worker_filter(gpu=gpu)
     if not bpf:
         return b"", why
-    import grader.worker
+    from .. import worker as worker_package
 
     with tempfile.NamedTemporaryFile(suffix=".bpf") as f:
         f.write(bpf)
         f.flush()
         try:
-            run = subprocess.run([sys.executable, "-I", "-c", PROBE, os.path.dirname(grader.worker.__file__), f.name],
+            run = subprocess.run([sys.executable, "-I", "-c", PROBE, os.path.dirname(worker_package.__file__), f.name],
                                  capture_output=True, text=True, timeout=30, env={})
         except (OSError, subprocess.TimeoutExpired) as exc:
             return b"", f"the seccomp probe failed ({type(exc).__name__})"
