@@ -27,7 +27,8 @@ def no_traceback(result: subprocess.CompletedProcess) -> None:
 def test_check_reference_exits_0_and_template_exits_1():
     ok = dgm("check", "reference/vae.py", "--assignment", "hw2_vae", "--sandbox", "process")
     assert ok.returncode == 0, ok.stdout[-2000:] + ok.stderr[-2000:]
-    assert "Score: 35 / 35" in ok.stdout
+    hidden = sum(c.points for c in load_assignment("hw2_vae").checks if c.hidden)
+    assert f"Score: 35 / 35 public points; hidden checks grade the remaining {hidden:g} points after submission" in ok.stdout
     blank = dgm("check", str(HANDOUT), "--sandbox", "process")  # assignment inferred from vae.py
     assert blank.returncode == 1
     assert "Score: 0 / 35" in blank.stdout
@@ -67,6 +68,8 @@ def test_grade_writes_gradescope_results_even_for_a_broken_submission(tmp_path):
     (("grade", "reference/vae.py"), "Missing option"),
     (("check", "reference/vae.py", "--timeout", "-1"), "--timeout must be positive"),
     (("check", "README.md"), "cannot tell which assignment"),
+    (("student-bundle", "hw9_nope", "--out", "dist"), "unknown assignment 'hw9_nope'"),
+    (("student-bundle", "hw2_vae", "--out", "README.md"), "--out README.md is a file"),
 ])
 def test_unusable_commands_exit_2_with_one_readable_line(args, message):
     result = dgm(*args)

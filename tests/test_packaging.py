@@ -4,6 +4,8 @@ from __future__ import annotations
 import re
 import sys
 
+import pytest
+
 from conftest import ROOT
 
 if sys.version_info >= (3, 11):
@@ -41,3 +43,30 @@ def test_gradescope_constraints_pin_exactly_what_the_judge_runs_on_a_python_that
         requires = metadata.distribution(name).metadata.get("Requires-Python")
         if requires:
             assert SpecifierSet(requires).contains(f"{floor}.0", prereleases=True), (name, requires, floor)
+
+
+def test_the_student_bundle_rewrites_imports_of_the_grader_into_its_own_package():
+    from grader.deploy.student import rewrite_imports
+    from grader.deploy.wheel import BuildError
+
+    source = ("from grader.checks import Checks\nimport assignments as pkg\nimport assignments\n"
+              "from .models import handout\nimport graderx\nfrom grader import compare  # kept comment\n")
+    assert rewrite_imports(source, "dgm_grade.hw2_vae") == (
+        "from dgm_grade.hw2_vae.grader.checks import Checks\nimport dgm_grade.hw2_vae.assignments as pkg\n"
+        "from dgm_grade.hw2_vae import assignments\nfrom .models import handout\nimport graderx\n"
+        "from dgm_grade.hw2_vae.grader import compare  # kept comment\n")
+    for unfaithful in ("import grader.worker\n", "import grader, os\n"):
+        with pytest.raises(BuildError, match="relative import"):
+            rewrite_imports(unfaithful, "dgm_grade.hw2_vae")
+
+
+def test_the_student_bundle_takes_the_public_files_and_refuses_one_importing_reference(tmp_path):
+    from grader.deploy.student import public_files
+    from grader.deploy.wheel import BuildError
+
+    assert public_files(ROOT / "assignments" / "hw2_vae") == ["__init__.py", "checks_public.py", "config.toml",
+                                                              "models.py"]
+    (tmp_path / "checks_public.py").write_text("from .models import x\n")
+    (tmp_path / "models.py").write_text("def f():\n    from reference import vae\n")
+    with pytest.raises(BuildError, match="models.py imports reference"):
+        public_files(tmp_path)

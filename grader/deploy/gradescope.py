@@ -30,7 +30,8 @@ from datetime import datetime, timedelta
 from importlib import metadata
 from pathlib import Path
 
-from .wheel import DIST, IGNORE, BuildError, copy_package, judge_requirements, package_dir, pip_wheel, project_root
+from .wheel import (DIST, IGNORE, BuildError, copy_package, judge_requirements, package_dir, pip_wheel, project_root,
+                    project_toml)
 
 TEMPLATES = Path(__file__).resolve().parent / "gradescope"
 DEFAULT_TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
@@ -123,19 +124,7 @@ def _reference_modules(assignment_dir: Path, module: str) -> set[str]:
 
 def _pyproject(version: str) -> str:
     """A pyproject.toml for the wheel when dgm-grade runs from a wheel rather than a checkout."""
-    deps = ",\n".join(f"    {json.dumps(r)}" for r in judge_requirements())
-    return f'''[build-system]
-requires = ["setuptools>=61"]
-build-backend = "setuptools.build_meta"
-
-[project]
-name = "dgm-grade"
-version = "{version}"
-requires-python = ">=3.10"
-dependencies = [
-{deps}
-]
-
+    return project_toml(DIST, version, judge_requirements()) + '''
 [project.scripts]
 dgm-grade = "grader.cli:main"
 

@@ -29,7 +29,6 @@ own) and pins hypothesis to the version installed here: verdicts depend on it.
 from __future__ import annotations
 
 import ast
-import json
 import re
 import shutil
 import tempfile
@@ -37,7 +36,7 @@ import zipfile
 from importlib import metadata
 from pathlib import Path
 
-from .wheel import DIST, BuildError, copy_package, judge_requirements, package_dir, pip_wheel
+from .wheel import DIST, BuildError, copy_package, judge_requirements, package_dir, pip_wheel, project_toml
 
 TORCH_MINIMUM = "2.2"  # tested: the torch this dgm-grade pins (see docs/student.md)
 PACKAGE = "dgm_grade"  # the namespace every bundle installs under: dgm_grade.<assignment id>
@@ -171,21 +170,9 @@ def _requirements(files: list[str], assignment_dir: Path) -> list[str]:
 
 
 def _pyproject(assignment_id: str, requirements: list[str]) -> str:
-    deps = ",\n".join(f"    {json.dumps(r)}" for r in requirements)
-    return f'''[build-system]
-requires = ["setuptools>=61"]
-build-backend = "setuptools.build_meta"
-
-[project]
-name = "{distribution_name(assignment_id)}"
-version = "{metadata.version(DIST)}"
-description = "Self-check for {assignment_id}: the public checks of dgm-grade, without any solution"
-readme = "README.md"
-requires-python = ">=3.10"
-dependencies = [
-{deps}
-]
-
+    description = f"Self-check for {assignment_id}: the public checks of dgm-grade, without any solution"
+    extra = f'description = "{description}"\nreadme = "README.md"\n'
+    return project_toml(distribution_name(assignment_id), metadata.version(DIST), requirements, extra=extra) + f'''
 [project.scripts]
 {command_name(assignment_id)} = "{PACKAGE}.{assignment_id}.grader.selfcheck:main"
 

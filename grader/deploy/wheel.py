@@ -5,6 +5,7 @@ temporary source tree, add a pyproject.toml, and let pip build the wheel:
 
     copy_package(name, dest, keep=...)   a package folder, minus caches (and what ``keep`` refuses)
     judge_requirements()                 dgm-grade's own dependencies, as requirement strings
+    project_toml(name, version, ...)     the top of a pyproject.toml: build system, [project], dependencies
     pip_wheel(src, out_dir)              ``pip wheel --no-deps src`` -> the .whl, copied into out_dir
 
 Imports only the standard library.
@@ -12,6 +13,7 @@ Imports only the standard library.
 from __future__ import annotations
 
 import importlib.util
+import json
 import shutil
 import subprocess
 import sys
@@ -63,6 +65,23 @@ def judge_requirements() -> list[str]:
         return [r for r in metadata.requires(DIST) or [] if "extra ==" not in r]
     except metadata.PackageNotFoundError:
         raise BuildError("dgm-grade is not installed (pip install -e . in the checkout, or pip install the wheel)") from None
+
+
+def project_toml(name: str, version: str, requirements: list[str], *, extra: str = "") -> str:
+    """pyproject.toml's build system and [project] table (``extra``: more [project] keys, one per line)."""
+    deps = ",\n".join(f"    {json.dumps(r)}" for r in requirements)
+    return f'''[build-system]
+requires = ["setuptools>=61"]
+build-backend = "setuptools.build_meta"
+
+[project]
+name = "{name}"
+version = "{version}"
+{extra}requires-python = ">=3.10"
+dependencies = [
+{deps}
+]
+'''
 
 
 def pip_wheel(src: Path, out_dir: Path) -> Path:

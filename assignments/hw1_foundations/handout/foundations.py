@@ -21,6 +21,19 @@ differentiable, and stay numerically stable (means up to |1e3|, log-variances
 in [-30, 30], points far from every mixture component).
 """
 
+# How to check your work before you submit (the public checks; nothing is sent
+# anywhere), with the course's student bundle (pip install
+# dgm_grade_student_hw1_foundations-*.whl):
+#
+# - in a notebook (Jupyter, Colab), in a new cell: from dgm_grade.hw1_foundations import
+#   check; check() (or check("function_name")): it checks the functions as your kernel
+#   defines them now;
+# - in a terminal: dgm-check-hw1-foundations foundations.py (or foundations.ipynb).
+#
+# What is graded: the functions below. The public checks (30 points) are the ones you
+# can see and run; hidden checks, which compare with the solution, grade the other 14
+# points after you submit.
+
 from __future__ import annotations
 import math
 import torch

@@ -21,6 +21,19 @@ differentiable, and stay numerically stable (finite values and gradients for
 logits up to |100|, means up to |1e3|, log-variances in [-30, 30]).
 """
 
+# How to check your work before you submit (the public checks; nothing is sent
+# anywhere), with the course's student bundle (pip install
+# dgm_grade_student_hw2_vae-*.whl):
+#
+# - in a notebook (Jupyter, Colab), in a new cell: from dgm_grade.hw2_vae import check;
+#   check() (or check("function_name")): it checks the functions as your kernel defines
+#   them now;
+# - in a terminal: dgm-check-hw2-vae vae.py (or vae.ipynb).
+#
+# What is graded: the functions below. The public checks (35 points) are the ones you
+# can see and run; hidden checks, which compare with the solution, grade the other 21
+# points after you submit.
+
 from __future__ import annotations
 import math
 import torch

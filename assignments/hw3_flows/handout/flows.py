@@ -21,6 +21,19 @@ Conventions: keep the dtype and device of the inputs, never modify inputs in
 place, and keep everything differentiable.
 """
 
+# How to check your work before you submit (the public checks; nothing is sent
+# anywhere), with the course's student bundle (pip install
+# dgm_grade_student_hw3_flows-*.whl):
+#
+# - in a notebook (Jupyter, Colab), in a new cell: from dgm_grade.hw3_flows import
+#   check; check() (or check("function_name")): it checks the functions as your kernel
+#   defines them now;
+# - in a terminal: dgm-check-hw3-flows flows.py (or flows.ipynb).
+#
+# What is graded: the functions below. The public checks (35 points) are the ones you
+# can see and run; hidden checks, which compare with the solution, grade the other 12
+# points after you submit.
+
 from __future__ import annotations
 import math
 from typing import Sequence

@@ -30,6 +30,19 @@ never modify an input in place, and keep everything differentiable (no
 gradients with respect to the inputs, the critic's and the maps' parameters.
 """
 
+# How to check your work before you submit (the public checks; nothing is sent
+# anywhere), with the course's student bundle (pip install
+# dgm_grade_student_hw4_gan-*.whl):
+#
+# - in a notebook (Jupyter, Colab), in a new cell: from dgm_grade.hw4_gan import check;
+#   check() (or check("function_name")): it checks the functions as your kernel defines
+#   them now;
+# - in a terminal: dgm-check-hw4-gan gan.py (or gan.ipynb).
+#
+# What is graded: the functions below. The public checks (31 points) are the ones you
+# can see and run; hidden checks, which compare with the solution, grade the other 23
+# points after you submit.
+
 from __future__ import annotations
 import torch
 import torch.nn.functional as F

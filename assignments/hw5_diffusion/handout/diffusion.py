@@ -33,6 +33,19 @@ the gathered coefficients to the data's dtype. Keep the device of the data,
 never modify inputs in place, and keep everything differentiable.
 """
 
+# How to check your work before you submit (the public checks; nothing is sent
+# anywhere), with the course's student bundle (pip install
+# dgm_grade_student_hw5_diffusion-*.whl):
+#
+# - in a notebook (Jupyter, Colab), in a new cell: from dgm_grade.hw5_diffusion import
+#   check; check() (or check("function_name")): it checks the functions as your kernel
+#   defines them now;
+# - in a terminal: dgm-check-hw5-diffusion diffusion.py (or diffusion.ipynb).
+#
+# What is graded: the functions below. The public checks (45 points) are the ones you
+# can see and run; hidden checks, which compare with the solution, grade the other 24
+# points after you submit.
+
 from __future__ import annotations
 import math
 import torch

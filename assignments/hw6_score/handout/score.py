@@ -28,6 +28,19 @@ dims; "sum_d" sums all non-batch dims. Keep the dtype and device of the data,
 never modify inputs in place, and keep every loss differentiable.
 """
 
+# How to check your work before you submit (the public checks; nothing is sent
+# anywhere), with the course's student bundle (pip install
+# dgm_grade_student_hw6_score-*.whl):
+#
+# - in a notebook (Jupyter, Colab), in a new cell: from dgm_grade.hw6_score import
+#   check; check() (or check("function_name")): it checks the functions as your kernel
+#   defines them now;
+# - in a terminal: dgm-check-hw6-score score.py (or score.ipynb).
+#
+# What is graded: the functions below. The public checks (22 points) are the ones you
+# can see and run; hidden checks, which compare with the solution, grade the other 19
+# points after you submit.
+
 from __future__ import annotations
 import torch
 
