@@ -228,3 +228,5 @@ def build_student_bundle(*, assignment_id: str, out: Path) -> list[Path]:
         return build_bundle(assignment_id, out)
     except (UnknownAssignment, BuildError) as exc:
         raise UsageError(str(exc)) from None
+    except OSError as exc:
+        raise UsageError(f"--out {out}: cannot write there ({exc.strerror or exc})") from None

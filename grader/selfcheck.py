@@ -64,7 +64,7 @@ def check(*names: str, assignment: str | None = None, notebook: str | os.PathLik
                 cells = _kernel_cells(shell)
                 config = _choose(configs, assignment, defined=set(shell.user_ns))
                 submission = _write_notebook(cells, Path(tmp) / f"{config['module']}.ipynb")
-                saved = Path(notebook) if notebook else _saved_notebook(shell)
+                saved = _named_notebook(notebook) if notebook else _saved_notebook(shell)
                 intro = (f"Checked: the kernel's current definitions (its history, In [1] to In [{len(cells)}]; "
                          f"'code cell N' below is In [N]).")
             else:
@@ -124,6 +124,13 @@ def _saved_notebook(shell) -> Path | None:
         if isinstance(candidate, str) and candidate.endswith(".ipynb") and Path(candidate).is_file():
             return Path(candidate)
     return None
+
+
+def _named_notebook(path: str | os.PathLike) -> Path:
+    """The notebook ``check(notebook=...)`` names, which must be there."""
+    if not Path(path).is_file():
+        raise SelfCheckError(f"notebook={str(path)!r}: no such file (give the path of your saved .ipynb)")
+    return Path(path)
 
 
 def _configs() -> dict[str, dict]:

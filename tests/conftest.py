@@ -62,8 +62,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                      help="tests/test_gradescope.py: every assignment's autograder under Gradescope's limits "
                           "(about 10 minutes), and docs/gradescope.md's table refreshed")
     parser.addoption("--student-bundle-all", action="store_true", default=False,
-                     help="tests/test_student_bundle.py: every assignment's student bundle grades its samples with "
-                          "the verdicts of `grade` (about 15 minutes on 2 cores)")
+                     help="tests/test_student_bundle.py: every assignment's student bundle grades its samples and "
+                          "the `validate --quick` mutants with the verdicts of `grade` (about an hour on 2 cores)")
 
 
 # The figures docs/security.md quotes: tests of attacks and faults that passed, per suite.

@@ -30,7 +30,7 @@ from grader.api import run_grading
 from grader.assignment import assignment_ids, load_assignment
 from grader.deploy.student import build_bundle, command_name
 from grader.mutate import mutants
-from grader.validate import EQUIVALENT_FILE, load_equivalents, quick_sample
+from grader.validate import EQUIVALENT_FILE, QUICK_MUTANTS, load_equivalents, quick_sample
 
 pytestmark = pytest.mark.slow
 
@@ -300,7 +300,8 @@ def test_the_bundle_command_exit_codes(student_python, tmp_path):
 
 
 def test_every_bundle_gives_the_verdicts_of_grade(request, tmp_path):
-    """--student-bundle-all: every assignment's samples (about 15 minutes on 2 cores)."""
+    """--student-bundle-all: every assignment's samples and the mutants `validate --quick` grades
+    (about an hour on 2 cores)."""
     if not request.config.getoption("--student-bundle-all"):
         pytest.skip("every assignment's bundle: pytest --student-bundle-all")
     for assignment_id in assignment_ids():
@@ -309,6 +310,13 @@ def test_every_bundle_gives_the_verdicts_of_grade(request, tmp_path):
             submission = tmp_path / assignment_id / sample.name
             submission.write_bytes(sample.read_bytes())
             assert bundle_verdicts(python, assignment_id, submission) == ta_verdicts(assignment_id, submission), sample
+        module = load_assignment(assignment_id).config.module
+        for mutant in quick_mutants(assignment_id, QUICK_MUTANTS):
+            submission = tmp_path / assignment_id / f"{module}.py"
+            submission.write_text(mutant.source)
+            function = [mutant.function.split(".")[0]]
+            assert bundle_verdicts(python, assignment_id, submission, function) == ta_verdicts(
+                assignment_id, submission, function), mutant.description
 
 
 # ---------------------------------------------------------------- check() in a notebook
@@ -324,19 +332,24 @@ TRAINING_CELL = "for step in range(3):\n    print('training step', step)\n"
 
 
 def handout_notebook(solution: Path | None, check_call: str, path: Path) -> Path:
-    """hw2's handout notebook with each function cell replaced by ``solution``'s definition (None: blank),
-    then a training cell and the cell ``from dgm_grade.hw2_vae import check; <check_call>``."""
+    """hw2's handout notebook with each function cell replaced by ``solution``'s definition and the
+    solution's imports added to the imports cell (None: blank), then a training cell and the cell
+    ``from dgm_grade.hw2_vae import check; <check_call>``."""
     import nbformat
 
     nb = nbformat.read(ROOT / "assignments" / "hw2_vae" / "handout" / "vae.ipynb", as_version=4)
     if solution is not None:
         source = solution.read_text()
-        defs = {n.name: ast.get_source_segment(source, n) for n in ast.parse(source).body
-                if isinstance(n, ast.FunctionDef)}
+        module = ast.parse(source)
+        defs = {n.name: ast.get_source_segment(source, n) for n in module.body if isinstance(n, ast.FunctionDef)}
+        imports = "\n".join(ast.get_source_segment(source, n) for n in module.body
+                            if isinstance(n, (ast.Import, ast.ImportFrom)))
         for cell in nb.cells:
             body = ast.parse(cell.source).body if cell.cell_type == "code" else []
             if len(body) == 1 and isinstance(body[0], ast.FunctionDef) and body[0].name in defs:
                 cell.source = defs[body[0].name]
+            elif body and all(isinstance(n, (ast.Import, ast.ImportFrom)) for n in body):
+                cell.source += "\n" + imports
     nb.cells.append(nbformat.v4.new_code_cell(TRAINING_CELL))
     nb.cells.append(nbformat.v4.new_code_cell(f"from dgm_grade.hw2_vae import check\n{check_call}"))
     nbformat.write(nb, path)
