@@ -66,31 +66,40 @@ def command_name(assignment_id: str) -> str:
 
 def build_bundle(assignment_id: str, out_dir: Path) -> list[Path]:
     """Write the student wheel and the handout zip of ``assignment_id`` into ``out_dir``; returns both paths."""
-    from ..assignment import ASSIGNMENTS_DIR, hidden_points, load_assignment
+    from ..assignment import load_assignment
 
     assignment = load_assignment(assignment_id)  # UnknownAssignment / ConfigError for the CLI
     out_dir = Path(out_dir)
-    package = f"{PACKAGE}.{assignment_id}"
     with tempfile.TemporaryDirectory(prefix="dgm-student-") as tmp:
         src = Path(tmp) / "src"
-        root = src / PACKAGE / assignment_id
-        copy_package(package_dir("grader"), root / "grader", keep=_is_self_check_module)
-        files = public_files(ASSIGNMENTS_DIR / assignment_id)
-        (root / "assignments" / assignment_id).mkdir(parents=True)
-        (root / "assignments" / "__init__.py").write_text('"""The assignment this bundle checks."""\n')
-        for name in files:
-            shutil.copy(ASSIGNMENTS_DIR / assignment_id / name, root / "assignments" / assignment_id / name)
-        (root / "assignments" / assignment_id / "bundle.toml").write_text(
-            f"# The points of the hidden checks, which this bundle leaves out (graded after submission).\n"
-            f"hidden_points = {hidden_points(assignment_id):g}\n")
-        for py in root.rglob("*.py"):
-            py.write_text(rewrite_imports(py.read_text(), package, path=py.relative_to(src)))
-        (root / "__init__.py").write_text(_init_source(assignment_id, assignment.config.title))
-        (root / "__main__.py").write_text("from .grader.selfcheck import main\n\nmain()\n")
+        files = write_package(assignment, src / PACKAGE / assignment_id)
         (src / "README.md").write_text(_readme(assignment_id, assignment.config.module))
-        (src / "pyproject.toml").write_text(_pyproject(assignment_id, _requirements(files, ASSIGNMENTS_DIR / assignment_id)))
+        (src / "pyproject.toml").write_text(_pyproject(assignment_id, _requirements(files, assignment.path)))
         wheel = pip_wheel(src, out_dir)
-    return [wheel, write_handout_zip(ASSIGNMENTS_DIR / assignment_id / "handout", out_dir / f"{assignment_id}-handout.zip")]
+    handout = write_handout_zip(assignment.path / "handout", out_dir / f"{assignment_id}-handout.zip")
+    return [wheel, handout]
+
+
+def write_package(assignment, root: Path) -> list[str]:
+    """The bundle's package ``dgm_grade/<id>/`` at ``root``: grader/'s self-check modules, the
+    assignment's public files and bundle.toml, imports rewritten, and check() in __init__.py.
+    Returns the names of the assignment's files it copied."""
+    from ..assignment import BUNDLE_FILE, hidden_points
+
+    copy_package(package_dir("grader"), root / "grader", keep=_is_self_check_module)
+    target = root / "assignments" / assignment.id
+    target.mkdir(parents=True)
+    (root / "assignments" / "__init__.py").write_text('"""The assignment this bundle checks."""\n')
+    files = public_files(assignment.path)
+    for name in files:
+        shutil.copy(assignment.path / name, target / name)
+    (target / BUNDLE_FILE).write_text("# The points of the hidden checks, which this bundle leaves out (graded after "
+                                      f"submission).\nhidden_points = {hidden_points(assignment.id):g}\n")
+    for py in root.rglob("*.py"):
+        py.write_text(rewrite_imports(py.read_text(), f"{PACKAGE}.{assignment.id}", path=py.relative_to(root)))
+    (root / "__init__.py").write_text(_init_source(assignment.id, assignment.config.title))
+    (root / "__main__.py").write_text("from .grader.selfcheck import main\n\nmain()\n")
+    return files
 
 
 def _is_self_check_module(relative: Path) -> bool:
