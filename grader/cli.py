@@ -49,7 +49,7 @@ def check(
             seed=seed, timeout=timeout, only=api.parse_only(only), progress=report.ProgressLines(console),
         )
         report.print_report(console, grade)
-    _exit_if_stopped(stop)
+    _exit_if_stopped(stop, grade=grade)
     raise typer.Exit(0 if grade.score == grade.max_score and not grade.problem else 1)
 
 
@@ -94,7 +94,7 @@ def grade_cmd(
         if not quiet:
             report.print_report(console, grade)
         console.print(escape(f"{submission}: {grade.score:g} / {grade.max_score:g} -> {out}"))
-    _exit_if_stopped(stop, f"; the checks done so far are in {out}")
+    _exit_if_stopped(stop, f"; the checks done so far are in {out}", grade)
 
 
 @app.command()
@@ -255,11 +255,15 @@ def image_build(
     console.print(escape(f"built {built}"))
 
 
-def _exit_if_stopped(stop, written: str = "") -> None:
-    """Exit 128 + the signal's number when a signal stopped grading (after the results were written)."""
+def _exit_if_stopped(stop, written: str = "", grade=None) -> None:
+    """After the results were written: exit 128 + the signal's number when a signal stopped grading, 3 when
+    the grader's sandbox failed during grading (``grade.grader_problem``: grade it again)."""
     if stop.signum:
         err.print(escape(f"dgm-grade: stopped by {stop.name}{written}"))
         raise typer.Exit(128 + stop.signum)
+    if grade is not None and grade.grader_problem:
+        err.print(escape(f"dgm-grade: grading did not finish: {grade.grader_problem}{written}; grade it again"))
+        raise typer.Exit(3)
 
 
 def _sandbox(kind: str) -> api.SandboxKind:

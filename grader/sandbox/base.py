@@ -133,6 +133,11 @@ class Sandbox(ABC):
     def isolation(self) -> str:
         """One line: what this sandbox enforces on this machine."""
 
+    def lost(self) -> str:
+        """Asked when a worker died: why the sandbox itself no longer works ("" when it still does, and the
+        worker's death is the submission's doing)."""
+        return ""
+
 
 # Where sessions live when we are root: a root-owned directory outside the
 # world-writable /tmp, /var/tmp and /dev/shm (which jailed workers get fresh,
