@@ -284,7 +284,11 @@ class WorkerClient:
             self.timed_out[owner] = reason
             raise WorkerFault(fn, reason, kind="timeout") from None
         except WorkerGone:
+            killed_for = self.worker.killed_for() if self.worker else ""
             self._kill()
+            if killed_for.startswith("memory: "):
+                raise WorkerFault(fn, f"the worker was killed while running {fn}: {killed_for.removeprefix('memory: ')} "
+                                  "(the memory limit)", kind="memory") from None
             lost = self.sandbox.lost()
             if lost:  # the worker died with its sandbox (the Docker daemon stopped): not the submission's doing
                 raise SandboxLost(lost) from None

@@ -72,6 +72,11 @@ class WorkerHandle(ABC):
     def kill(self) -> None:
         """End the worker and everything it started; idempotent."""
 
+    def killed_for(self) -> str:
+        """Asked when the worker died, before ``kill``: why the sandbox's own limits killed it ("memory: ...")
+        or "" when they did not (it crashed or exited by itself)."""
+        return ""
+
     def read_exact(self, n: int, deadline: float) -> bytes:
         chunks, left = [], n
         while left:

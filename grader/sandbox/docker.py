@@ -437,6 +437,13 @@ class DockerWorker(WorkerHandle):
             self._left -= take
         del buf[:pos]
 
+    def killed_for(self) -> str:
+        try:
+            state = self.sandbox.api.inspect_container(self.container_id)["State"]
+        except Exception:  # gone already, or the daemon does not answer
+            return ""
+        return "memory: the container reached its memory limit and was killed" if state.get("OOMKilled") else ""
+
     def kill(self) -> None:
         if self._dead:
             return
