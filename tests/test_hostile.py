@@ -280,7 +280,10 @@ def test_background_processes_cannot_rewrite_results_later(marker, open_out_dir)
     assert not marker_processes(marker), marker_processes(marker)
     time.sleep(3)  # the loops would have rewritten it ~30 times by now
     assert out.read_bytes() == first
-    assert check_results(out, marker)["score"] == 0
+    data = check_results(out, marker)
+    assert data["score"] == 0
+    lme = next(t for t in data["tests"] if t["name"].startswith("log_mean_exp") and t["output"])
+    assert "leftovers: popen alive" in lme["output"], lme["output"]  # the attack really started its processes
 
 
 def test_results_json_never_follows_a_planted_symlink(tmp_path):
