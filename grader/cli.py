@@ -9,7 +9,6 @@ exit code is 128 + the signal's number, as a shell reports a killed command.
 """
 from __future__ import annotations
 
-import signal
 import sys
 from pathlib import Path
 from typing import Optional
@@ -46,11 +45,9 @@ def check(
     from .selfcheck import run_check
 
     console.print(f"[bold]dgm-grade check[/] {escape(str(submission))}")
-    _, code, signum = run_check(submission, console=console, assignment=assignment, sandbox=_sandbox(sandbox),
-                                gpu=gpu, seed=seed, timeout=timeout, only=api.parse_only(only))
-    if signum:
-        err.print(escape(f"dgm-grade: stopped by {signal.Signals(signum).name}"))
-        raise typer.Exit(128 + signum)
+    grade, code, stop = run_check(submission, console=console, assignment=assignment, sandbox=_sandbox(sandbox),
+                                  gpu=gpu, seed=seed, timeout=timeout, only=api.parse_only(only))
+    _exit_if_stopped(stop, grade=grade)
     raise typer.Exit(code)
 
 
@@ -95,7 +92,7 @@ def grade_cmd(
         if not quiet:
             report.print_report(console, grade)
         console.print(escape(f"{submission}: {grade.score:g} / {grade.max_score:g} -> {out}"))
-    _exit_if_stopped(stop, f"; the checks done so far are in {out}")
+    _exit_if_stopped(stop, f"; the checks done so far are in {out}", grade)
 
 
 @app.command()
@@ -271,11 +268,15 @@ def image_build(
     console.print(escape(f"built {built}"))
 
 
-def _exit_if_stopped(stop, written: str = "") -> None:
-    """Exit 128 + the signal's number when a signal stopped grading (after the results were written)."""
+def _exit_if_stopped(stop, written: str = "", grade=None) -> None:
+    """After the results were written: exit 128 + the signal's number when a signal stopped grading, 3 when
+    the grader's sandbox failed during grading (``grade.grader_problem``: grade it again)."""
     if stop.signum:
         err.print(escape(f"dgm-grade: stopped by {stop.name}{written}"))
         raise typer.Exit(128 + stop.signum)
+    if grade is not None and grade.grader_problem:
+        err.print(escape(f"dgm-grade: grading did not finish: {grade.grader_problem}{written}; grade it again"))
+        raise typer.Exit(3)
 
 
 def _sandbox(kind: str) -> api.SandboxKind:

@@ -20,7 +20,8 @@ from typing import Any
 
 import torch
 
-from .sandbox.base import RequestStalled, Sandbox, Session, WorkerGone, WorkerHandle, WorkerTimeout
+from .sandbox.base import (RequestStalled, Sandbox, SandboxUnavailable, Session, WorkerGone, WorkerHandle,
+                           WorkerTimeout)
 from .worker import protocol
 
 
@@ -39,12 +40,19 @@ class StudentError(Exception):
 class WorkerFault(BaseException):
     """The worker hung, died or broke the protocol while running ``function``.
 
-    ``brief``: one line when the reason is about the whole submission (the report groups those).
+    ``brief``: one line when the reason is about the whole submission (the report groups those);
+    ``kind``: "timeout", "crash" (died, malformed or forged replies) or "skipped" (restart budget spent).
     """
 
-    def __init__(self, function: str, reason: str, brief: str = "") -> None:
+    def __init__(self, function: str, reason: str, brief: str = "", kind: str = "crash") -> None:
         super().__init__(reason)
-        self.function, self.reason, self.brief = function, reason, brief
+        self.function, self.reason, self.brief, self.kind = function, reason, brief, kind
+
+
+class SandboxLost(BaseException):
+    """The sandbox could not start a worker in the middle of grading (the Docker daemon stopped, no
+    worker uid is free...): the grader's environment failed, not the submission, so grading stops.
+    A BaseException, like WorkerFault, so that hypothesis does not catch and replay it."""
 
 
 class _NotRepeated:
@@ -135,6 +143,9 @@ class WorkerClient:
             self.session.reset_work(self.files, getattr(self.sandbox, "owner", None))
         try:
             self.worker = self.sandbox.start(self.session)
+        except SandboxUnavailable as exc:
+            self.worker = None
+            raise SandboxLost(str(exc)) from None
         except OSError as exc:  # the interpreter cannot be run as the worker's user, say
             self.worker = None
             self.status = ModuleStatus(False, error=f"the grading worker could not be started ({exc}); this is "
@@ -227,14 +238,15 @@ class WorkerClient:
         """
         owner = fn.split(".")[0]
         if owner in self.timed_out:
-            raise WorkerFault(fn, self.timed_out[owner])
+            raise WorkerFault(fn, self.timed_out[owner], kind="timeout")
         status = self.module()
         if not status.ok:
             raise StudentError(fn, f"the submission could not be imported: {status.error}", status.traceback)
         if self.worker is None:
             spent = self.restart_budget_spent()
             if spent:
-                raise WorkerFault(fn, f"skipped: {spent}", brief="skipped: the worker restart budget is spent")
+                raise WorkerFault(fn, f"skipped: {spent}", brief="skipped: the worker restart budget is spent",
+                                  kind="skipped")
             self._start()
             if not self.status or not self.status.ok:
                 raise WorkerFault(fn, f"the worker could not be restarted: {self.status.error if self.status else ''}")
@@ -265,14 +277,21 @@ class WorkerClient:
             reason = (f"the worker did not take the request for {fn} within {timeout:.1f} s: it reads it too slowly "
                       "(does the module replace how the grader's worker reads?); its remaining checks are skipped")
             self.timed_out[owner] = reason
-            raise WorkerFault(fn, reason) from None
+            raise WorkerFault(fn, reason, kind="timeout") from None
         except WorkerTimeout:
             self._kill()
             reason = f"{fn} did not finish within {timeout:.1f} s (its remaining checks are skipped)"
             self.timed_out[owner] = reason
-            raise WorkerFault(fn, reason) from None
+            raise WorkerFault(fn, reason, kind="timeout") from None
         except WorkerGone:
+            killed_for = self.worker.killed_for() if self.worker else ""
             self._kill()
+            if killed_for.startswith("memory: "):
+                raise WorkerFault(fn, f"the worker was killed while running {fn}: {killed_for.removeprefix('memory: ')} "
+                                  "(the memory limit)", kind="memory") from None
+            lost = self.sandbox.lost()
+            if lost:  # the worker died with its sandbox (the Docker daemon stopped): not the submission's doing
+                raise SandboxLost(lost) from None
             raise WorkerFault(fn, f"the worker died while running {fn} (crash, os._exit or memory limit)") from None
         except protocol.ProtocolError as exc:
             self._kill()

@@ -240,7 +240,7 @@ def add_root_cause_hints(results: list["CheckResult"], module: StudentModule) ->
     their own checks: ``negative_elbo_bound`` calling a broken ``kl_normal``
     fails too, and the student should fix ``kl_normal`` first.
     """
-    failing = {top_level(r.check.function) for r in results if not r.passed}
+    failing = {top_level(r.check.function) for r in results if not r.passed and r.kind != "not run"}
     roots: dict[str, list[str]] = {}  # checked function -> its broken callees (computed once each)
     for r in results:
         if r.passed or r.gated_by or r.brief:

@@ -38,10 +38,10 @@ from hypothesis.errors import Flaky, HypothesisException
 
 from .assignment import Assignment
 from .checks import Check, CheckFailed, Student
-from .client import StudentError, WorkerClient, WorkerFault
+from .client import SandboxLost, StudentError, WorkerClient, WorkerFault
 from .feedback import (Frame, StudentModule, add_root_cause_hints, counterexample, is_not_implemented,
                        not_implemented, raising_frame, unusable_output)
-from .sandbox.base import Sandbox
+from .sandbox.base import Sandbox, SandboxUnavailable
 from .submission import Submission, SubmissionError
 
 MAX_SHRINK_SECONDS = 15
@@ -90,6 +90,23 @@ class CheckResult:
     brief: str = ""  # one line when the failure is about the whole function ("not implemented yet"): the report
     #                  shows a function's checks that fail with the same brief as one line
     raised_in: Frame | None = None  # where in the student's code the exception it failed on was raised
+    kind: str = ""  # why it failed (KINDS), set where the judge saw it fail; "" when it passed
+
+
+KINDS = {  # CheckResult.kind: why a check failed
+    "wrong": "the property did not hold",
+    "raised": "the student's code raised",
+    "not implemented": "the function still raises NotImplementedError",
+    "not defined": "the submission does not define a function the check needs",
+    "import error": "the submission could not be imported",
+    "unreadable": "the submission could not be loaded (not a zip, no Python file...)",
+    "timeout": "a call did not finish in time (or an earlier one of the same function did not)",
+    "memory": "the student's code ran out of memory",
+    "crash": "the worker died or its reply was unusable",
+    "skipped": "not run: the submission's worker restart budget was spent",
+    "gated": "the property held, but a check it requires failed",
+    "not run": "grading stopped before this check (a signal, or the grader's sandbox failed)",
+}
 
 
 @dataclass
@@ -103,6 +120,7 @@ class Grade:
     isolation: str
     notes: list[str] = field(default_factory=list)  # about the submission (dropped notebook lines...)
     problem: str = ""  # why the submission could not run at all, if so
+    grader_problem: str = ""  # why grading did not finish through no fault of the submission, if so
     source: bytes = b""  # the graded module as the worker imported it (a notebook's converted code)
     elapsed: float = 0.0
     hidden_points: float = 0.0  # points of hidden checks that did not run (`check`: graded after submission)
@@ -223,7 +241,8 @@ def grade(
         result.problem = str(submission)
         for c in checks:
             result.results.append(CheckResult(c, False, 0.0, f"The submission could not be loaded: {submission}", 0.0,
-                                              brief="not graded: the submission could not be loaded"))
+                                              brief="not graded: the submission could not be loaded",
+                                              kind="unreadable"))
         result.elapsed = time.monotonic() - started
         return result
     result.notes = list(submission.notes)
@@ -250,7 +269,15 @@ def grade(
                 )
             except Interrupted as exc:
                 client.close()  # the worker goes now, not after the results are written
-                stopped(result, checks[i:], exc.signum)
+                stopped(result, checks[i:], f"grading was stopped by {signal.Signals(exc.signum).name}")
+                break
+            except SandboxLost as exc:
+                if client.status is None:  # not a single worker started: the sandbox does not work here at all
+                    raise SandboxUnavailable(str(exc)) from None
+                client.close()
+                result.grader_problem = f"the grader's sandbox stopped working: {exc}"
+                stopped(result, checks[i:], f"{result.grader_problem} (not a fault of your code: ask your TA to "
+                        "grade it again)")
                 break
             finally:
                 STOP.armed = False
@@ -280,14 +307,14 @@ def grade(
     return result
 
 
-def stopped(result: Grade, left: list[Check], signum: int) -> None:
-    """``left`` (the check that was running, and the later ones) fail: grading was stopped by ``signum``."""
-    name = signal.Signals(signum).name
-    result.problem = (f"grading was stopped by {name} after {len(result.results)} of "
-                      f"{len(result.results) + len(left)} checks; the checks not run score 0")
+def stopped(result: Grade, left: list[Check], why: str) -> None:
+    """``left`` (the check that was running, and the later ones) fail, not run: ``why`` ("grading was
+    stopped by SIGTERM", say)."""
+    result.problem = (f"{why}, after {len(result.results)} of {len(result.results) + len(left)} checks; "
+                      "the checks not run score 0")
     for c in left:
-        result.results.append(CheckResult(c, False, 0.0, f"not run: grading was stopped by {name} before this "
-                                          "check finished", 0.0, brief=f"not run: grading was stopped by {name}"))
+        result.results.append(CheckResult(c, False, 0.0, f"not run: {why}", 0.0, brief=f"not run: {why}",
+                                          kind="not run"))
 
 
 def required_checks(checks: list[Check]) -> dict[str, frozenset[str]]:
@@ -313,17 +340,19 @@ def apply_requirements(results: list[CheckResult], pins: dict[str, frozenset[str
     gives ``eps_uncond``) hold for degenerate answers too: the identity, zeros,
     an echo of an input. Their points count only when the checks pinning the
     function's value on generic inputs pass. A required check that is not
-    part of the run (a hidden pin under ``check``) gates nothing; one still
-    ``pending`` gates nothing yet.
+    part of the run (a hidden pin under ``check``), or not run because grading
+    stopped, gates nothing; one still ``pending`` gates nothing yet.
     """
     by_id = {r.check.id: r for r in results}
     for r in results:
         if not r.passed or pins[r.check.id] & pending:
             continue
-        failed = [by_id[p] for p in sorted(pins[r.check.id]) if p in by_id and not (by_id[p].passed or by_id[p].gated_by)]
+        failed = [by_id[p] for p in sorted(pins[r.check.id])
+                  if p in by_id and not (by_id[p].passed or by_id[p].gated_by or by_id[p].kind == "not run")]
         if failed:
             names = "; ".join(f"'{p.check.name}'" for p in failed)
             r.passed, r.score, r.gated_by = False, 0.0, tuple(p.check.name for p in failed)
+            r.kind = "gated"
             r.output = (f"Counts only when {names} also passes. This property holds for your code, but on its own "
                         "it also holds for answers that are not the function (zeros, the identity, an echo of an "
                         "input), so it scores only together with the check that pins the value. Fix that check first.")
@@ -342,26 +371,27 @@ def run_check(check: Check, client: WorkerClient, *, seed: int, examples: int, t
     if source is None:
         source = StudentModule.parse(client.files.get(f"{module}.py", b""), f"{module}.py")
 
-    def failed(message: str, *, brief: str = "", raised_in: Frame | None = None) -> CheckResult:
+    def failed(message: str, kind: str, *, brief: str = "", raised_in: Frame | None = None) -> CheckResult:
         message = explain(message)
         printed = client.take_output().strip()
         if printed:
             message += f"\n\nYour code printed:\n{printed[-1500:]}"
-        return CheckResult(check, False, 0.0, message, time.monotonic() - start, brief=brief, raised_in=raised_in)
+        return CheckResult(check, False, 0.0, message, time.monotonic() - start, brief=brief, raised_in=raised_in,
+                           kind=kind)
 
     status = client.module()
     if not status.ok:
         tb = f"\n{status.traceback}" if status.traceback else ""
-        return failed(f"{module}.py could not be imported: {status.error}{tb}",
+        return failed(f"{module}.py could not be imported: {status.error}{tb}", "import error",
                       brief=f"not graded: {module}.py could not be imported")
     missing = [n for n in check.needs if n.split(".")[0] not in status.names]
     if missing:
         what = "not defined" if missing[0] == check.function else f"needs {missing[0]}, which is not defined"
         return failed(f"{', '.join(missing)} is not defined in {module}.py (define it with exactly this name)",
-                      brief=f"{what} in {module}.py")
+                      "not defined", brief=f"{what} in {module}.py")
     earlier = [n for n in check.needs if n in client.timed_out]
     if earlier:
-        return failed(f"skipped: {client.timed_out[earlier[0]]}",
+        return failed(f"skipped: {client.timed_out[earlier[0]]}", "timeout",
                       brief=f"skipped: {earlier[0]} did not finish in time in an earlier check")
 
     random.seed(seed)
@@ -379,30 +409,31 @@ def run_check(check: Check, client: WorkerClient, *, seed: int, examples: int, t
     try:
         body(student)
     except WorkerFault as exc:
-        return failed(exc.reason, brief=exc.brief)
+        return failed(exc.reason, exc.kind, brief=exc.brief)
     except StudentError as exc:
         frame = raising_frame(exc, source)
         if is_not_implemented(exc, frame):
             message, brief = not_implemented(check.function, frame, exc.function)
-            return failed(message, brief=brief, raised_in=frame)
+            return failed(message, "not implemented", brief=brief, raised_in=frame)
         tb = f"\n{exc.traceback.rstrip()}" if exc.traceback.strip() else ""
-        return failed(f"{exc.function} raised {exc.message}{tb}{exc.handout}{counterexample(exc)}", raised_in=frame)
+        return failed(f"{exc.function} raised {exc.message}{tb}{exc.handout}{counterexample(exc)}",
+                      "memory" if exc.message.startswith("MemoryError") else "raised", raised_in=frame)
     except CheckFailed as exc:
-        return failed(f"{exc}{counterexample(exc)}")
+        return failed(f"{exc}{counterexample(exc)}", "wrong")
     except Flaky as flaky:  # a failure that did not reproduce when hypothesis replayed it
         inner = getattr(flaky, "exceptions", [flaky])[0]
         if isinstance(inner, WorkerFault):
-            return failed(inner.reason, brief=inner.brief)
+            return failed(inner.reason, inner.kind, brief=inner.brief)
         if isinstance(inner, StudentError):
             what = f"{inner.function} raised {inner.message}"
         else:
             what = str(inner) if isinstance(inner, CheckFailed) else unusable_output(inner, student.last_call)
         return failed(f"{what}{counterexample(inner)}\n(the failure did not reproduce on a second run: "
-                      "is the function nondeterministic?)")
+                      "is the function nondeterministic?)", "raised" if isinstance(inner, StudentError) else "wrong")
     except HypothesisException as exc:
-        return failed(f"grader error in this check ({type(exc).__name__}); please report it: {exc}")
+        return failed(f"grader error in this check ({type(exc).__name__}); please report it: {exc}", "wrong")
     except Exception as exc:  # the check's own code raised on an output it could not use (wrong type, say)
-        return failed(f"{unusable_output(exc, student.last_call)}{counterexample(exc)}")
+        return failed(f"{unusable_output(exc, student.last_call)}{counterexample(exc)}", "wrong")
     client.take_output()
     return CheckResult(check, True, float(check.points), "", time.monotonic() - start)
 

@@ -127,6 +127,8 @@ def to_results(grade: Grade, *, extra: dict | None = None) -> Results:
             "seed": grade.seed,
             "sandbox": grade.sandbox,
             "isolation": grade.isolation,
+            "finished": not any(r.kind == "not run" for r in grade.results),
+            **({"grader_problem": grade.grader_problem} if grade.grader_problem else {}),
             "versions": package_versions(),
             **(extra or {}),
         },

@@ -200,8 +200,8 @@ def run_check(submission: Path, *, console, assignment: str | None = None, sandb
               seed: int | None = None, timeout: float | None = None, only: Sequence[str] | None = None,
               progress: bool = True):
     """Grade ``submission`` with the public checks and print the report on ``console`` (a line per
-    check as it finishes when ``progress``). Returns (grade, exit code, signal): the code is 0 for
-    full marks, 1 otherwise; the signal (a number, else None) stopped grading early."""
+    check as it finishes when ``progress``). Returns (grade, exit code, stop): the code is 0 for
+    full marks, 1 otherwise; ``stop.signum`` is the signal that stopped grading early, if one did."""
     from . import api, report
     from .judge import stop_on_signals
 
@@ -211,7 +211,7 @@ def run_check(submission: Path, *, console, assignment: str | None = None, sandb
                                 progress=report.ProgressLines(console) if progress else None)
         report.print_report(console, grade)
     code = 0 if grade.score == grade.max_score and not grade.problem else 1
-    return grade, code, stop.signum
+    return grade, code, stop
 
 
 def saved_notebook_differs(graded: Path, saved: Path, functions: Sequence[str]) -> list[str]:
@@ -296,13 +296,19 @@ def main(argv: list[str] | None = None) -> None:
     console = report.make_console()
     try:
         assignment = args.assignment or _sole_assignment()
-        _, code, signum = run_check(Path(args.submission), console=console, assignment=assignment,
-                                    sandbox=args.sandbox, seed=args.seed, timeout=args.timeout,
-                                    only=api.parse_only(args.only))
+        grade, code, stop = run_check(Path(args.submission), console=console, assignment=assignment,
+                                      sandbox=args.sandbox, seed=args.seed, timeout=args.timeout,
+                                      only=api.parse_only(args.only))
     except (api.UsageError, ConfigError, SandboxUnavailable, SelfCheckError) as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         sys.exit(2)
-    sys.exit(128 + signum if signum else code)
+    if stop.signum:
+        print(f"{prog}: stopped by {stop.name}", file=sys.stderr)
+        sys.exit(128 + stop.signum)
+    if grade.grader_problem:  # the sandbox failed while grading: not a verdict on the student's code
+        print(f"{prog}: grading did not finish: {grade.grader_problem}; check again", file=sys.stderr)
+        sys.exit(3)
+    sys.exit(code)
 
 
 def _sole_assignment() -> str | None:

@@ -58,6 +58,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--validate-all", action="store_true", default=False,
                      help="tests/test_mutate.py: `dgm-grade validate ID --quick` in full for every assignment "
                           "(alternatives, hand-written special cases, 2 seeds, 12 mutants: about 40 min on 2 cores)")
+    parser.addoption("--stop-docker-daemon", action="store_true", default=False,
+                     help="tests/test_docker_sandbox.py: stop the Docker daemon in the middle of a grading (and start "
+                          "it again with .ci/docker-setup.sh); run it alone: -p no:xdist -k docker_daemon")
     parser.addoption("--gradescope-all", action="store_true", default=False,
                      help="tests/test_gradescope.py: every assignment's autograder under Gradescope's limits "
                           "(about 10 minutes), and docs/gradescope.md's table refreshed")

@@ -181,8 +181,9 @@ def test_fork_bomb_stopped_by_pids_limit(fresh, sandbox):
 
 
 def test_memory_hog_fails_that_call_only(fresh):
-    with pytest.raises(WorkerFault, match="died"):
+    with pytest.raises(WorkerFault, match="reached its memory limit") as caught:
         fresh.call("hog", (4,), timeout=30)
+    assert caught.value.kind == "memory"  # the container's OOM kill, told apart from a crash
     a = torch.ones(3)
     assert torch.equal(fresh.call("add", (a, a)).value, 2 * a)  # in a new container
     assert fresh.restarts == 1
@@ -214,3 +215,50 @@ def test_missing_image_is_a_clear_error():
         DockerSandbox(LIMITS, image="dgm-grade:no-such-tag")
     assert docker_available(IMAGE)
     assert not docker_available("dgm-grade:no-such-tag")
+
+
+def test_stopping_the_docker_daemon_mid_grading_is_a_grader_failure_not_the_students(request, tmp_path):
+    """dockerd stopped while a correct submission is graded: the checks done keep their points, the rest
+    are "not run" (none is blamed on the student's code), results.json says grading did not finish and
+    why, `grade` exits 3, and once the daemon is back no container of the grading is left."""
+    import json
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    if not request.config.getoption("--stop-docker-daemon"):
+        pytest.skip("stops the Docker daemon: run alone with --stop-docker-daemon -p no:xdist -k docker_daemon")
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "results.json"
+    grading = subprocess.Popen(
+        [sys.executable, "-m", "grader", "grade", str(root / "examples/hw2_vae/correct.py"), "-a", "hw2_vae",
+         "--sandbox", "docker", "--out", str(out)], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True)
+    dockerd = int(subprocess.run(["pgrep", "-x", "dockerd"], capture_output=True, text=True).stdout.split()[0])
+    try:
+        deadline = time.monotonic() + 120
+        while not subprocess.run(["docker", "ps", "-q", "--filter", "label=dgm-grade.run"], capture_output=True,
+                                 text=True).stdout.strip():
+            assert time.monotonic() < deadline and grading.poll() is None, "no worker container started"
+            time.sleep(0.5)
+        time.sleep(8)  # a few checks done
+        os.kill(dockerd, signal.SIGTERM)
+        stdout, stderr = grading.communicate(timeout=300)
+    finally:
+        grading.kill()
+        subprocess.run(["bash", str(root / ".ci/docker-setup.sh")], capture_output=True, check=True)
+    assert grading.returncode == 3, (stdout[-2000:], stderr[-2000:])
+    assert "grading did not finish" in stderr and "grade it again" in stderr
+    data = json.loads(out.read_text())
+    assert data["extra_data"]["finished"] is False
+    assert "Docker daemon" in data["extra_data"]["grader_problem"]
+    passed = [t for t in data["tests"] if t["status"] == "passed"]
+    not_run = [t for t in data["tests"] if "not run: the grader's sandbox stopped working" in t["output"]]
+    assert passed and not_run and len(passed) + len(not_run) == len(data["tests"]), \
+        [t["output"][:200] for t in data["tests"] if t["status"] == "failed" and t not in not_run]
+    assert data["score"] == sum(t["max_score"] for t in passed)
+    left = subprocess.run(["docker", "ps", "-aq", "--filter", "label=dgm-grade.run"], capture_output=True,
+                          text=True).stdout.split()
+    assert left == [], f"containers left behind: {left}"

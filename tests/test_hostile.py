@@ -280,7 +280,10 @@ def test_background_processes_cannot_rewrite_results_later(marker, open_out_dir)
     assert not marker_processes(marker), marker_processes(marker)
     time.sleep(3)  # the loops would have rewritten it ~30 times by now
     assert out.read_bytes() == first
-    assert check_results(out, marker)["score"] == 0
+    data = check_results(out, marker)
+    assert data["score"] == 0
+    lme = next(t for t in data["tests"] if t["name"].startswith("log_mean_exp") and t["output"])
+    assert "leftovers: popen alive" in lme["output"], lme["output"]  # the attack really started its processes
 
 
 def test_results_json_never_follows_a_planted_symlink(tmp_path):
@@ -986,3 +989,50 @@ def test_memfd_cannot_hold_more_than_the_memory_limit(marker, mode):
     assert points(g, "log_mean_exp") == LME_POINTS
     assert points(g, "log_bernoulli_with_logits") == 0
     assert "PermissionError: [Errno 1] Operation not permitted" in outputs(g), outputs(g)[-2000:]
+
+
+# ------------------------------------------------------------------ the grader's own sandbox fails mid-grading
+class FailingSandbox:
+    """A real process sandbox that stops working after its first worker, as the Docker sandbox does when
+    its daemon stops: later starts raise SandboxUnavailable and, with ``lost_after_first``, ``lost()``
+    says why a worker died (the daemon stop itself is tests/test_docker_sandbox.py's --stop-docker-daemon)."""
+
+    def __init__(self, box: ProcessSandbox, lost_after_first: bool) -> None:
+        self.box, self.lost_after_first, self.starts = box, lost_after_first, 0
+        self.name, self.owner = box.name, getattr(box, "owner", None)
+
+    @property
+    def isolation(self) -> str:
+        return self.box.isolation
+
+    def start(self, session):
+        from grader.sandbox.base import SandboxUnavailable
+
+        self.starts += 1
+        if self.starts > 1:
+            raise SandboxUnavailable("the test's daemon is gone")
+        return self.box.start(session)
+
+    def lost(self) -> str:
+        return "the test's daemon stopped answering" if self.lost_after_first and self.starts else ""
+
+
+@jailed
+@pytest.mark.parametrize("lost_after_first, kinds", [(True, ["not run"] * 4),
+                                                     (False, ["crash", "not run", "not run", "not run"])])
+def test_a_sandbox_that_fails_mid_grading_stops_grading_and_blames_no_one(lost_after_first, kinds):
+    """When the sandbox itself fails (the Docker daemon stopped), the checks left are "not run", the grade
+    says why (grader_problem, results.json's finished: false) and no check is blamed on the student."""
+    from grader.results import to_results
+
+    assignment = load_assignment("hw2_vae")
+    box = FailingSandbox(make_sandbox(assignment, kind="process"), lost_after_first)
+    g = grade_text(attack("exit_in_function"), LME_BER, sandbox=box)
+    assert [r.kind for r in g.results] == kinds, [r.output for r in g.results]
+    reason = "daemon stopped answering" if lost_after_first else "daemon is gone"
+    assert reason in g.grader_problem and g.score == 0
+    not_run = [r for r in g.results if r.kind == "not run"]
+    assert all(r.output.startswith("not run: the grader's sandbox stopped working") and "ask your TA" in r.output
+               and "Hint" not in r.output for r in not_run)
+    data = to_results(g).extra_data
+    assert data["finished"] is False and reason in data["grader_problem"]

@@ -67,6 +67,10 @@ def test_a_consistency_check_scores_only_when_its_value_pin_passes():
     correct = _results({"forward_value": True, "inverse_undoes_forward": True}, requires)
     apply_requirements(correct, required_checks([r.check for r in correct]))
     assert [r.score for r in correct] == [2.0, 2.0]
+    stopped = _results({"forward_value": False, "inverse_undoes_forward": True}, requires)
+    stopped[0].kind = "not run"  # grading stopped before the pin: it decides nothing
+    apply_requirements(stopped, required_checks([r.check for r in stopped]))
+    assert [r.score for r in stopped] == [0.0, 2.0] and not stopped[1].gated_by
 
 
 def test_pins_are_followed_through_other_checks_and_absent_pins_gate_nothing():

@@ -86,7 +86,8 @@ def gaussian_batch(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @checks.add("dsm_loss", "with the true score of Gaussian data, has the closed-form expectation "
-            "sum_d s^2 / (2 sigma^2 (s^2 + sigma^2)) (sigma a float, or [B] on image-shaped data)", points=2)
+            "sum_d s^2 / (2 sigma^2 (s^2 + sigma^2)) (sigma a float, or [B] on image-shaped data)", points=2,
+            requires=("dsm_given_noise",))
 def dsm_expectation(student):
     """Data N(m, s^2 I), score -(x_tilde - m) / (s^2 + sigma^2): the residual per dim is
     N(0, c) with c = s^2 / (sigma^2 (s^2 + sigma^2)), so E loss = 0.5 sum_d c_d and the per-sample
@@ -165,7 +166,7 @@ def dsm_gradients(student, data, batch, dim, direction_seed):
 
 @checks.add("sliced_score_matching_loss", "equals explicit score matching mean_b [tr(ds/dx) + 0.5 |s|^2]: exactly "
             "when each x meets the projections +-sqrt(D) R e_i (R a random rotation), in expectation over v ~ N(0, I)",
-            points=2)
+            points=2, requires=("ssm_matches_reference",))
 def ssm_matches_explicit(student):
     """Explicit score matching needs the Jacobians J of an MLP score, which the judge computes.
     (1) Exact: each of 300 points x appears 2D times, with v = +-sqrt(D) R_x e_i (R_x a random
@@ -244,7 +245,8 @@ def ssm_gradients(student, data, batch, dim, direction_seed):
 
 
 @checks.add("langevin_step", "a chain with the exact score of N(m, v), v = s^2 + sigma^2, settles at the discretised "
-            "chain's law N(m, v / (1 - step / (2 v))) (two step sizes; sigma None or a float)", points=2)
+            "chain's law N(m, v / (1 - step / (2 v))) (two step sizes; sigma None or a float)", points=2,
+            requires=("langevin_given_noise",))
 def langevin_chain_stationary(student):
     """20000 chains of 100 steps in 3 dims with s^2 = 0.5, 1, 2, run in the worker with your
     langevin_step, from x0 = m + 3: once with step 0.5, sigma = None on x [B, 3], once with step
@@ -345,7 +347,7 @@ def sampler_label(betas, event) -> str:
 
 
 @checks.add("reverse_sde_step", "an Euler-Maruyama sampler built from it matches the moments of that discretisation "
-            "on Gaussian data (default and given betas)", points=2)
+            "on Gaussian data (default and given betas)", points=2, requires=("reverse_sde_given_noise",))
 def reverse_sde_sampler(student):
     """20000 samples from N(0, 1), 100 steps from t = 1 to 1e-3 in the worker with your
     reverse_sde_step and the exact VP score of N(m, s^2) data; once with the default betas on
@@ -370,7 +372,8 @@ def reverse_sde_sampler(student):
 
 
 @checks.add("probability_flow_drift", "an Euler sampler of the probability-flow ODE built from it is the exact affine "
-            "map of that discretisation on Gaussian data (default and given betas)", points=2)
+            "map of that discretisation on Gaussian data (default and given betas)", points=2,
+            requires=("pf_drift_exact",))
 def pf_sampler(student):
     """Deterministic: 100 Euler steps x <- x - drift * dt from t = 1 to 1e-3 with the exact VP
     score of N(m, s^2) data map x_init to prod_k c_k x_init + (judge-propagated offset); once
@@ -403,7 +406,7 @@ def quadratic_fixture(mean, prec) -> Fixture:
 
 
 @checks.add("contrastive_divergence_loss", "E[loss] = E_pos[E(x)] - E_neg[E(x)] for Gaussian batches of different "
-            "sizes and a quadratic energy")
+            "sizes and a quadratic energy", requires=("cd_matches_reference",))
 def cd_expectation(student):
     """E(x) = sum_d 0.5 p (x - mu)^2 over x [B, 2, 2]; x_pos ~ N(m+, s+^2) (20000 samples) and x_neg ~
     N(m-, s-^2) (15000 samples) give E[E(x)] = sum_d 0.5 p (s^2 + (m - mu)^2) and Var[E(x)] =

@@ -156,25 +156,8 @@ def _kill(proc: subprocess.Popen, sig: int) -> None:
 
 
 def failure_kind(result) -> str:  # result: judge.CheckResult
-    """Why a check failed, in the report's words ("" when it passed)."""
-    if result.passed:
-        return ""
-    if result.gated_by:
-        return "gated"
-    text = f"{result.brief}\n{result.output}"
-    if "could not be loaded" in text:
-        return "unreadable"
-    if "could not be imported" in text:
-        return "import error"
-    if "not implemented" in result.brief.lower():
-        return "not implemented"
-    if "did not finish within" in text or "did not take the request" in text:
-        return "timeout"
-    if "MemoryError" in text or "out of memory" in text or "memory is nearly exhausted" in text:
-        return "memory"
-    if "worker died" in text or "could not be restarted" in text or "restart budget" in text:
-        return "crash"
-    return "raised" if result.raised_in is not None else "wrong"
+    """Why a check failed (judge.KINDS; "" when it passed)."""
+    return "" if result.passed else (result.kind or "wrong")
 
 
 def status_of(problem: str, kinds: list[str]) -> tuple[str, str]:
@@ -184,6 +167,8 @@ def status_of(problem: str, kinds: list[str]) -> tuple[str, str]:
         return "unreadable", problem
     if problem and ("could not be imported" in problem or "defines none" in problem):
         return "import error", problem.splitlines()[0]
+    if "not run" in kinds:  # stopped (the batch's deadline) or the grader's sandbox failed: grade it again
+        return "error", (problem.splitlines() or ["grading did not finish"])[0]
     for kind in ("timeout", "memory", "crash"):
         if kind in kinds:
             return kind, f"{kinds.count(kind)} check(s) failed by {kind}"

@@ -72,6 +72,11 @@ class WorkerHandle(ABC):
     def kill(self) -> None:
         """End the worker and everything it started; idempotent."""
 
+    def killed_for(self) -> str:
+        """Asked when the worker died, before ``kill``: why the sandbox's own limits killed it ("memory: ...")
+        or "" when they did not (it crashed or exited by itself)."""
+        return ""
+
     def read_exact(self, n: int, deadline: float) -> bytes:
         chunks, left = [], n
         while left:
@@ -132,6 +137,11 @@ class Sandbox(ABC):
     @abstractmethod
     def isolation(self) -> str:
         """One line: what this sandbox enforces on this machine."""
+
+    def lost(self) -> str:
+        """Asked when a worker died: why the sandbox itself no longer works ("" when it still does, and the
+        worker's death is the submission's doing)."""
+        return ""
 
 
 # Where sessions live when we are root: a root-owned directory outside the

@@ -101,6 +101,17 @@ class WorkerCgroup:
         with open(self.procs, "w") as f:
             f.write(str(os.getpid()))
 
+    def oom_killed(self) -> bool:
+        """Whether the kernel killed a process of this cgroup for memory (memory.oom_control's oom_kill count;
+        kernels without it: whether the limit was hit)."""
+        try:
+            control = dict(line.split() for line in (self.path / "memory.oom_control").read_text().splitlines())
+            if "oom_kill" in control:
+                return int(control["oom_kill"]) > 0
+            return int((self.path / "memory.failcnt").read_text()) > 0
+        except (OSError, ValueError):
+            return False
+
     def remove(self, wait_s: float = 2.0) -> None:
         """Remove the (emptied) cgroup; idempotent. Its processes must be gone first (kill_uid)."""
         deadline = time.monotonic() + wait_s

@@ -296,6 +296,15 @@ class DockerSandbox(Sandbox):
             device_requests=[DeviceRequest(count=-1, capabilities=[["gpu"]])] if self.gpu else None,
         )
 
+    def lost(self) -> str:
+        """Why the Docker daemon no longer answers ("" while it does): a worker whose daemon stopped died of that."""
+        try:
+            self.api.ping()
+        except Exception as exc:  # the SDK raises requests' and docker's errors, OSError among them
+            reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+            return f"the Docker daemon stopped answering ({reason})"
+        return ""
+
     def start(self, session: Session) -> WorkerHandle:
         from docker.errors import DockerException, ImageNotFound
 
@@ -427,6 +436,13 @@ class DockerWorker(WorkerHandle):
             pos += take
             self._left -= take
         del buf[:pos]
+
+    def killed_for(self) -> str:
+        try:
+            state = self.sandbox.api.inspect_container(self.container_id)["State"]
+        except Exception:  # gone already, or the daemon does not answer
+            return ""
+        return "memory: the container reached its memory limit and was killed" if state.get("OOMKilled") else ""
 
     def kill(self) -> None:
         if self._dead:

@@ -534,6 +534,13 @@ class ProcessWorker(PipeWorker):
         self.cgroup = cgroup
         self.watchdog = MemoryWatchdog(self, uid, limits.memory_mb) if uid is not None and limits else None
 
+    def killed_for(self) -> str:
+        if self.watchdog and self.watchdog.fired:
+            return f"memory: {self.watchdog.fired}"
+        if self.cgroup and self.cgroup.oom_killed():
+            return "memory: its memory cgroup reached the limit and the kernel killed it"
+        return ""
+
     def kill(self) -> None:
         if self.watchdog:
             self.watchdog.stop()

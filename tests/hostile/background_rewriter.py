@@ -9,6 +9,7 @@ Honest part: 0 (log_mean_exp is wrong).
 import os
 import subprocess
 import sys
+import time
 
 import torch
 
@@ -27,12 +28,16 @@ for _ in range(600):
 
 
 def spawn():
+    """Start both leftovers; say whether the Popen one is running (the test checks the attack really ran)."""
     args = [sys.executable, "-c", LOOP, OUT, "__MARKER__"]
+    status = "popen failed"
     try:
-        subprocess.Popen(args, start_new_session=True, stdin=subprocess.DEVNULL,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, close_fds=True)
-    except OSError:
-        pass
+        child = subprocess.Popen(args, start_new_session=True, stdin=subprocess.DEVNULL,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, close_fds=True)
+        time.sleep(0.3)
+        status = "popen alive" if child.poll() is None else f"popen exited {child.returncode}"
+    except OSError as exc:
+        status = f"popen failed: {exc}"
     try:
         pid = os.fork()
         if pid == 0:  # child: fork again, the grandchild leaves the session
@@ -45,6 +50,7 @@ def spawn():
         os.waitpid(pid, 0)
     except OSError:
         pass
+    return status
 
 
 spawn()
@@ -55,5 +61,5 @@ def log_mean_exp(x, dim):
         os.setsid()  # the worker itself leaves the judge's process group
     except OSError:
         pass
-    spawn()
+    print("leftovers:", spawn())
     return torch.zeros_like(x).sum(dim)
