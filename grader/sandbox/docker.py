@@ -300,7 +300,7 @@ class DockerSandbox(Sandbox):
         from docker.errors import DockerException, ImageNotFound
 
         payload = _pack_work(session.work)
-        work_mb = self.limits.tmpfs_mb + len(payload) // (1 << 20) + 1
+        work_mb = self.limits.tmpfs_mb + (len(payload) + session.reserve_bytes) // (1 << 20) + 1
         _install_hooks()
         try:
             container_id = self.api.create_container(
