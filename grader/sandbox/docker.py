@@ -49,7 +49,8 @@ from .base import (
     WorkerTimeout,
 )
 
-DEFAULT_IMAGE = "dgm-grade:latest"
+# The grading image; DGM_GRADING_IMAGE names another (a benchmark of a changed worker, say).
+DEFAULT_IMAGE = os.environ.get("DGM_GRADING_IMAGE") or "dgm-grade:latest"
 BUILD_COMMAND = "dgm-grade image build"
 RUNTIME = "/opt/dgm/runtime"  # the worker package in the image (grader/deploy/docker/Dockerfile)
 WORKDIR = "/work"
