@@ -24,7 +24,7 @@ Cases:
   log_mean_exp) against ``grade --only`` those four (cold) and a ``--watch``
   re-check of them (warm), on the same correct submission. Otter runs from
   its own virtual environment (benchmarks/.otter-venv, made on first use:
-  ``pip install otter-grader==7.0.0 torch==<ours>``), never from ours;
+  ``pip install otter-grader==7.0.0 ipykernel torch==<ours>``), never from ours;
 - ``--baseline REV``: the empty check and the hw2 grade at that git revision
   too (its tree, exported to benchmarks/.work/, run by our interpreter).
 
@@ -183,8 +183,8 @@ def otter_ready() -> Path | None:
         print(f"installing otter-grader 7.0.0 and torch {version} into {OTTER_VENV} (once)", flush=True)
         try:
             subprocess.run([sys.executable, "-m", "venv", str(OTTER_VENV)], check=True)
-            subprocess.run([str(OTTER_VENV / "bin" / "pip"), "install", "-q", "otter-grader==7.0.0",
-                            f"torch=={version}"], check=True)
+            subprocess.run([str(OTTER_VENV / "bin" / "pip"), "install", "-q", "otter-grader==7.0.0", "ipykernel",
+                            f"torch=={version}"], check=True)  # (otter runs the submission in a Jupyter kernel)
         except subprocess.CalledProcessError:
             return None
     return otter
@@ -202,7 +202,8 @@ def otter_case(otter: Path, submission_dir: Path) -> Case:
     env = {**os.environ, "PATH": f"{OTTER_VENV / 'bin'}:{os.environ.get('PATH', '')}"}
     env.pop("VIRTUAL_ENV", None)
     return Case("otter run (12 assertions, 4 functions)", "otter", [str(otter), "run", "-a", str(build / "autograder.zip"),
-                "-o", str(out), "--no-logo", "vae.py"], cwd=submission_dir, env=env)
+                "-o", str(out), "--no-logo", "vae.py"], cwd=submission_dir, env=env,
+                expect="Total Score: 12.000 / 12.000")
 
 
 # ---------------------------------------------------------------- the table
@@ -246,7 +247,8 @@ def docker_image() -> str | None:
     return BENCH_IMAGE
 
 
-def build_cases(args) -> tuple[list[Case], list[WatchSession]]:
+def build_cases(args, sessions: list[WatchSession]) -> list[Case]:
+    """The cases, in the order they take turns; the --watch sessions it starts go into ``sessions``."""
     dgm = [PYTHON, "-m", "grader"]
     image = docker_image()
     unsafe = {**os.environ, "DGM_UNSAFE_NO_SANDBOX": "1", "DGM_GRADING_IMAGE": image or ""}
@@ -282,16 +284,15 @@ def build_cases(args) -> tuple[list[Case], list[WatchSession]]:
     otter = None if args.no_otter else otter_ready()
     if otter is not None:
         cases.append(otter_case(otter, hw2))
-    sessions = []
     for only, label, group in (("kl_normal", "check --watch --only kl_normal: re-check after a save", "watch"),
                                (FOUR, "check --watch --only the four: re-check after a save (warm)", "otter")):
         folder = WORK / "submissions" / f"watch-{len(sessions)}"
         folder.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / "reference" / "vae.py", folder / "vae.py")
         session = WatchSession(folder / "vae.py", only, edit_seconds=args.edit_seconds)
-        sessions.append(session)
+        sessions.append(session)  # (closed by main, whatever happens next)
         cases.append(Case(label, group, measure=session.recheck, expect="Score:"))
-    return cases, sessions
+    return cases
 
 
 def ratio(cases: dict[str, Case], a: str, b: str) -> float:
@@ -349,8 +350,9 @@ def main() -> None:
     args.reps = args.reps or (3 if args.quick else 5)
     args.assignments = (args.assignments.split(",") if args.assignments else
                         ["hw2_vae"] if args.quick else list(ASSIGNMENTS))
-    cases, sessions = build_cases(args)
+    sessions: list[WatchSession] = []
     try:
+        cases = build_cases(args, sessions)
         for rep in range(args.reps):
             for c in cases:
                 c.once()
