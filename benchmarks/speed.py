@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -53,6 +54,7 @@ OTTER_DIR = ROOT / "benchmarks" / "otter_hw2"
 RESULTS = ROOT / "benchmarks" / "results.md"
 PYTHON = sys.executable
 ASSIGNMENTS = ("hw1_foundations", "hw2_vae", "hw3_flows", "hw4_gan", "hw5_diffusion", "hw6_score")
+FULL_MARKS = r": (\S+) / \1 -> "  # grade's last line for a submission with full marks
 FOUR = "kl_normal,sample_gaussian,log_bernoulli_with_logits,log_mean_exp"
 
 
@@ -99,7 +101,7 @@ class Case:
     cwd: Path = ROOT
     env: dict | None = None
     measure: object = None  # a callable returning (seconds, peak MB or None, output)
-    expect: str = ""  # text the output must hold (a run without it is a failure, not a figure)
+    expect: str = ""  # a regex the output must match (a run without it is a failure, not a figure)
     walls: list[float] = field(default_factory=list)
     peaks: list[float] = field(default_factory=list)
     failure: str = ""
@@ -111,7 +113,7 @@ class Case:
             wall, peak, out = self.measure()
         else:
             wall, peak, out = run_measured(self.command, cwd=self.cwd, env=self.env)
-        if self.expect and self.expect not in out:
+        if self.expect and not re.search(self.expect, out):
             self.failure = f"output lacks {self.expect!r}: ...{out[-600:]}"
             return
         self.walls.append(wall)
@@ -203,7 +205,7 @@ def otter_case(otter: Path, submission_dir: Path) -> Case:
     env.pop("VIRTUAL_ENV", None)
     return Case("otter run (12 assertions, 4 functions)", "otter", [str(otter), "run", "-a", str(build / "autograder.zip"),
                 "-o", str(out), "--no-logo", "vae.py"], cwd=submission_dir, env=env,
-                expect="Total Score: 12.000 / 12.000")
+                expect=r"Total Score: 12\.000 / 12\.000")
 
 
 # ---------------------------------------------------------------- the table
@@ -258,7 +260,7 @@ def build_cases(args, sessions: list[WatchSession]) -> list[Case]:
     cases = [
         Case('python -c "import torch"', "fixed cost", [PYTHON, "-c", "import torch"]),
         Case("check: empty hw2 file (process)", "fixed cost", [*dgm, "check", "vae.py", "-a", "hw2_vae", "--sandbox",
-             "process"], cwd=empty, expect="Score: 0"),
+             "process"], cwd=empty, expect=r"Score: 0 / "),
     ]
     for assignment in args.assignments:
         folder = reference_dir(assignment)
@@ -267,20 +269,20 @@ def build_cases(args, sessions: list[WatchSession]) -> list[Case]:
         for kind in kinds:
             cases.append(Case(f"{assignment}: grade reference, --sandbox {kind}", assignment,
                               [*dgm, "grade", f"{module}.py", "-a", assignment, "--sandbox", kind, "--quiet", "--out",
-                               str(WORK / f"{assignment}-{kind}.json")], cwd=folder, env=unsafe, expect=" -> "))
+                               str(WORK / f"{assignment}-{kind}.json")], cwd=folder, env=unsafe, expect=FULL_MARKS))
     hw2 = reference_dir("hw2_vae")
     if args.baseline:
         base = export_revision(args.baseline)
         env = {**os.environ, "PYTHONPATH": str(base)}
         cases.append(Case(f"baseline {args.baseline}: check empty hw2 file", "fixed cost",
                           [*dgm, "check", "vae.py", "-a", "hw2_vae", "--sandbox", "process"], cwd=empty, env=env,
-                          expect="Score: 0"))
+                          expect=r"Score: 0 / "))
         cases.append(Case(f"baseline {args.baseline}: hw2_vae grade reference, process", "hw2_vae",
                           [*dgm, "grade", "vae.py", "-a", "hw2_vae", "--sandbox", "process", "--quiet", "--out",
-                           str(WORK / "baseline.json")], cwd=hw2, env=env, expect=" -> "))
+                           str(WORK / "baseline.json")], cwd=hw2, env=env, expect=FULL_MARKS))
     cases.append(Case("grade --only the four (cold, process)", "otter",
                       [*dgm, "grade", "vae.py", "-a", "hw2_vae", "--sandbox", "process", "--only", FOUR, "--quiet",
-                       "--out", str(WORK / "four.json")], cwd=hw2, expect=" -> "))
+                       "--out", str(WORK / "four.json")], cwd=hw2, expect=FULL_MARKS))
     otter = None if args.no_otter else otter_ready()
     if otter is not None:
         cases.append(otter_case(otter, hw2))
@@ -291,7 +293,7 @@ def build_cases(args, sessions: list[WatchSession]) -> list[Case]:
         shutil.copy(ROOT / "reference" / "vae.py", folder / "vae.py")
         session = WatchSession(folder / "vae.py", only, edit_seconds=args.edit_seconds)
         sessions.append(session)  # (closed by main, whatever happens next)
-        cases.append(Case(label, group, measure=session.recheck, expect="Score:"))
+        cases.append(Case(label, group, measure=session.recheck, expect=r"Score: (\S+) / \1 "))
     return cases
 
 

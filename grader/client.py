@@ -145,7 +145,10 @@ class WorkerClient:
             self.session.reset_work(self.files, getattr(self.sandbox, "owner", None))
         deliver = self._waiting is not None  # a standby worker: its work folder is still empty
         try:
-            self.worker, self._waiting = self._waiting or self.sandbox.start(self.session), None
+            if deliver:
+                self.worker, self._waiting = self._waiting, None
+            else:
+                self.worker = self.sandbox.start(self.session)
         except OSError as exc:  # the interpreter cannot be run as the worker's user, say
             self.worker = None
             self.status = ModuleStatus(False, error=f"the grading worker could not be started ({exc}); this is "

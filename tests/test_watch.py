@@ -154,3 +154,25 @@ def test_a_standby_worker_holds_no_student_files():
 
 def test_the_standby_reserve_fits_the_largest_submission():
     assert RESERVE_BYTES >= MAX_TOTAL_BYTES
+
+
+def test_the_worker_writes_sent_files_only_inside_its_folder_and_only_before_load(tmp_path, monkeypatch):
+    import torch
+
+    from grader.worker.main import Worker
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))  # load() puts the work folder first
+    monkeypatch.setitem(sys.modules, "vae", None)  # and imports "vae": put back whatever was there
+    del sys.modules["vae"]
+    r, w = os.pipe()
+    worker = Worker(r, w, str(tmp_path / "capture.txt"))
+    data = {"f0": torch.frombuffer(bytearray(b"x = 1\n"), dtype=torch.uint8)}
+    for bad in ("../escape.py", "/tmp/escape.py", "pkg/../../escape.py"):
+        assert not worker.put_files({bad: "f0"}, data)["ok"], bad
+    assert not (tmp_path.parent / "escape.py").exists()
+    assert worker.put_files({"pkg/helper.py": "f0", "vae.py": "f0"}, data)["ok"]
+    assert (tmp_path / "pkg" / "helper.py").read_bytes() == b"x = 1\n"
+    assert worker.load("vae")["ok"]
+    assert not worker.put_files({"late.py": "f0"}, data)["ok"]
+    assert not (tmp_path / "late.py").exists()
