@@ -1,18 +1,28 @@
-"""What the CLI does, as keyword-only functions (also usable from Python)."""
+"""What the CLI does, as keyword-only functions (also usable from Python).
+
+Import cost matters here: ``check`` and ``grade`` start the worker before the
+judge (and torch) is imported, so this module and what it imports at the top
+stay free of torch; the judge, the checks and the submission loader are
+imported inside the functions that use them.
+"""
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Literal, Sequence
+from typing import TYPE_CHECKING, Callable, Literal, Sequence
 
 from .assignment import (ASSIGNMENTS_DIR, Assignment, UnknownAssignment, assignment_ids, hidden_points,
                          load_assignment)
-from .config import load_config
-from .checks import Check
-from .judge import CheckResult, Grade, grade, required_checks
-from .sandbox.base import Sandbox
-from .submission import SubmissionError, load_submission
+from .config import AssignmentConfig, load_config
+from .sandbox.base import Limits, Sandbox
 
-SandboxKind = Literal["auto", "docker", "process"]
+if TYPE_CHECKING:
+    from .checks import Check
+    from .judge import CheckResult, Grade
+    from .standby import Standby
+
+SandboxKind = Literal["auto", "docker", "process", "none"]
 
 
 class UsageError(Exception):
@@ -21,8 +31,23 @@ class UsageError(Exception):
 
 def make_sandbox(assignment: Assignment, *, kind: SandboxKind = "auto", gpu: bool = False, slot: int | None = None,
                  image: str | None = None) -> Sandbox:
-    """The sandbox to grade in: docker when asked (or auto and available), else the process sandbox."""
-    limits = assignment.config.limits.sandbox_limits()
+    """The sandbox to grade ``assignment`` in (see ``sandbox_for``)."""
+    return sandbox_for(assignment.config.limits.sandbox_limits(), kind=kind, gpu=gpu, slot=slot, image=image)
+
+
+def sandbox_for(limits: Limits, *, kind: SandboxKind = "auto", gpu: bool = False, slot: int | None = None,
+                image: str | None = None) -> Sandbox:
+    """The sandbox to grade in: docker when asked (or auto and available), else the process sandbox;
+    ``none`` (no isolation, benchmarks only) when DGM_UNSAFE_NO_SANDBOX=1 allows it."""
+    if kind == "none":
+        from .sandbox.unisolated import UNSAFE_ENV, UnisolatedSandbox
+
+        if os.environ.get(UNSAFE_ENV) != "1":
+            raise UsageError(f"--sandbox none runs student code with no isolation at all (benchmarks only); "
+                             f"set {UNSAFE_ENV}=1 to allow it")
+        if gpu:
+            raise UsageError("--sandbox none does not take --gpu")
+        return UnisolatedSandbox()
     if gpu:
         _require_gpu(kind)
     if kind in ("docker", "auto"):
@@ -58,7 +83,7 @@ def find_assignment(submission: Path, assignment_id: str | None) -> str:
     by_module = {load_config(ASSIGNMENTS_DIR / i / "config.toml").module: i for i in ids}
     names = {submission.stem} if submission.is_file() else {p.stem for p in submission.rglob("*")} if submission.is_dir() else set()
     if submission.suffix == ".zip":
-        from .submission import open_zip
+        from .submission import SubmissionError, open_zip
 
         try:
             with open_zip(submission) as archive:
@@ -125,10 +150,101 @@ def select_checks(checks: Sequence[Check], only: Sequence[str] | None) -> list[C
     if unknown:
         raise UsageError(f"--only: no check or function named {', '.join(map(repr, unknown))} here "
                          f"(functions: {', '.join(sorted(functions))}; `dgm-grade list` shows the check ids)")
+    from .judge import required_checks
+
     chosen = {c.id for c in checks if c.id in only or c.function in only}
     pins = required_checks(list(checks))
     chosen |= {p for c in list(chosen) for p in pins[c]}
     return [c for c in checks if c.id in chosen]
+
+
+@dataclass
+class Grading:
+    """What a grading run uses, prepared once (``prepare_grading``): ``check --watch`` grades many
+    versions of a file with one."""
+
+    assignment: Assignment
+    pool: tuple[Check, ...]  # the checks of this command (public, or public and hidden)
+    checks: list[Check]  # those ``--only`` selected (all of ``pool`` without it)
+    sandbox: Sandbox
+    only: Sequence[str] | None = None
+    seed: int | None = None
+    timeout: float | None = None
+    gpu: bool = False
+    hidden: bool = True  # the hidden checks are part of this run (``grade``), not only the public ones (``check``)
+
+    def grade(self, submission: Path, *, standby: Standby | None = None,
+              progress: Callable[[CheckResult], None] | None = None) -> Grade:
+        """Load ``submission`` and grade it; ``standby``: a worker started for it (used or closed here)."""
+        from .judge import grade
+        from .submission import SubmissionError, load_submission
+
+        config = self.assignment.config
+        try:
+            sub = load_submission(Path(submission), config.module, functions=config.functions)
+        except SubmissionError as exc:
+            sub = exc  # graded all the same: every check fails with the reason
+        result = grade(self.assignment, sub, sandbox=self.sandbox, checks=self.checks, seed=self.seed,
+                       timeout=self.timeout, device="cuda" if self.gpu else "cpu", progress=progress, standby=standby)
+        if not self.hidden:  # the score line says how many points the hidden checks grade
+            result.hidden_points = hidden_points(self.assignment.id)
+        if self.only:
+            result.notes.append(f"--only {','.join(self.only)}: {len(self.checks)} of {len(self.pool)} checks ran "
+                                "(with the checks they require); the score counts these only.")
+        return result
+
+
+def check_grading_options(submission: Path, timeout: float | None) -> None:
+    """UsageErrors for a missing submission or a timeout that is not positive."""
+    if not Path(submission).exists():
+        raise UsageError(f"{submission}: no such file or folder")
+    if timeout is not None and timeout <= 0:
+        raise UsageError("--timeout must be positive")
+
+
+def assignment_config(assignment_id: str) -> AssignmentConfig:
+    """An assignment's config alone (no checks, no torch); UsageError for an unknown id."""
+    path = ASSIGNMENTS_DIR / assignment_id / "config.toml"
+    if not path.is_file():
+        raise UsageError(f"unknown assignment '{assignment_id}' (known: {', '.join(assignment_ids()) or 'none'})")
+    return load_config(path)
+
+
+def prepare_grading(*, assignment_id: str, hidden: bool, sandbox: Sandbox, only: Sequence[str] | None = None,
+                    seed: int | None = None, timeout: float | None = None, gpu: bool = False) -> Grading:
+    """Load the assignment's checks (this imports torch) and select those ``only`` names."""
+    try:
+        assignment = load_assignment(assignment_id, hidden=hidden)
+    except UnknownAssignment as exc:
+        raise UsageError(str(exc)) from None
+    pool = assignment.checks if hidden else assignment.public_checks
+    return Grading(assignment, pool, select_checks(pool, only), sandbox, only=list(only) if only else None,
+                   seed=seed, timeout=timeout, gpu=gpu, hidden=hidden)
+
+
+def start_grading(*, submission: Path, assignment_id: str | None, hidden: bool, sandbox: SandboxKind = "auto",
+                  gpu: bool = False, seed: int | None = None, timeout: float | None = None,
+                  only: Sequence[str] | None = None, warm_start: bool = True) -> tuple[Grading, Standby | None]:
+    """Check the options, start a worker (``warm_start``: see grader/standby.py), then load the checks.
+
+    The worker is started first, so that it imports torch while this process imports the judge and
+    the checks: two cores at work instead of one. Returns the prepared grading and that worker
+    (None without ``warm_start``), for ``Grading.grade``.
+    """
+    from .standby import start_standby
+
+    check_grading_options(submission, timeout)
+    assignment_id = find_assignment(Path(submission), assignment_id)
+    box = sandbox_for(assignment_config(assignment_id).limits.sandbox_limits(), kind=sandbox, gpu=gpu)
+    standby = start_standby(box) if warm_start else None
+    try:
+        grading = prepare_grading(assignment_id=assignment_id, hidden=hidden, sandbox=box, only=only, seed=seed,
+                                  timeout=timeout, gpu=gpu)
+    except BaseException:
+        if standby is not None:
+            standby.close()
+        raise
+    return grading, standby
 
 
 def run_grading(
@@ -142,32 +258,15 @@ def run_grading(
     timeout: float | None = None,
     only: Sequence[str] | None = None,
     progress: Callable[[CheckResult], None] | None = None,
+    warm_start: bool = True,
 ) -> Grade:
     """Load the assignment and the submission, and grade it (public checks only unless ``hidden``;
-    ``only``: the checks or functions to run, see ``select_checks``)."""
-    if not Path(submission).exists():
-        raise UsageError(f"{submission}: no such file or folder")
-    if timeout is not None and timeout <= 0:
-        raise UsageError("--timeout must be positive")
-    try:
-        assignment = load_assignment(find_assignment(Path(submission), assignment_id), hidden=hidden)
-    except UnknownAssignment as exc:
-        raise UsageError(str(exc)) from None
-    pool = assignment.checks if hidden else assignment.public_checks
-    checks = select_checks(pool, only)
-    box = make_sandbox(assignment, kind=sandbox, gpu=gpu)
-    try:
-        sub = load_submission(Path(submission), assignment.config.module, functions=assignment.config.functions)
-    except SubmissionError as exc:
-        sub = exc  # graded all the same: every check fails with the reason
-    result = grade(assignment, sub, sandbox=box, checks=checks, seed=seed, timeout=timeout,
-                   device="cuda" if gpu else "cpu", progress=progress)
-    if not hidden:
-        result.hidden_points = hidden_points(assignment.id)
-    if only:
-        result.notes.append(f"--only {','.join(only)}: {len(checks)} of {len(pool)} checks ran (with the checks they "
-                            "require); the score counts these only.")
-    return result
+    ``only``: the checks or functions to run, see ``select_checks``; ``warm_start``: see
+    ``start_grading``; the grade is the same either way)."""
+    grading, standby = start_grading(submission=submission, assignment_id=assignment_id, hidden=hidden,
+                                     sandbox=sandbox, gpu=gpu, seed=seed, timeout=timeout, only=only,
+                                     warm_start=warm_start)
+    return grading.grade(Path(submission), standby=standby, progress=progress)
 
 
 def run_batch(*, folder: Path, out: Path, assignment_id: str, backend: str = "local", workers: int | None = None,

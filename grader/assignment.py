@@ -13,11 +13,14 @@ import importlib
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import assignments as _assignments_pkg
 
-from .checks import Check, Checks
 from .config import AssignmentConfig, ConfigError, load_config
+
+if TYPE_CHECKING:  # grader.checks imports torch: only load_assignment needs it
+    from .checks import Check
 
 ASSIGNMENTS_DIR = Path(_assignments_pkg.__file__).parent
 BUNDLE_FILE = "bundle.toml"  # written by grader/deploy/student.py in place of checks_hidden.py
@@ -58,6 +61,8 @@ def assignment_ids() -> list[str]:
 
 def load_assignment(assignment_id: str, *, hidden: bool = True) -> Assignment:
     """Load an assignment; ``hidden=False`` never imports checks_hidden.py."""
+    from .checks import Checks  # (and torch, which the checks use)
+
     path = ASSIGNMENTS_DIR / assignment_id
     if not (path / "config.toml").is_file():
         known = ", ".join(assignment_ids()) or "none"

@@ -19,7 +19,7 @@ from rich.markup import escape
 from . import api, report, results
 from .assignment import assignment_ids, load_assignment
 from .config import ConfigError
-from .judge import stop_on_signals
+from .stopping import stop_on_signals
 from .sandbox.base import SandboxUnavailable
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
@@ -40,15 +40,44 @@ def check(
     timeout: Optional[float] = typer.Option(None, help="seconds per call of a student function"),
     only: Optional[str] = typer.Option(None, "--only", help="comma-separated functions or check ids to run "
                                        "(with the checks they require)"),
+    watch: bool = typer.Option(False, "--watch", help="check again on every save, printing what changed "
+                               "(Ctrl-C to stop)"),
 ) -> None:
     """Self-check: run the public checks and print a readable report."""
     from .selfcheck import run_check
 
     console.print(f"[bold]dgm-grade check[/] {escape(str(submission))}")
+    if watch:
+        _watch(submission, assignment=assignment, sandbox=sandbox, gpu=gpu, seed=seed, timeout=timeout, only=only)
+        return
     grade, code, stop = run_check(submission, console=console, assignment=assignment, sandbox=_sandbox(sandbox),
                                   gpu=gpu, seed=seed, timeout=timeout, only=api.parse_only(only))
     _exit_if_stopped(stop, grade=grade)
     raise typer.Exit(code)
+
+
+def _watch(submission: Path, *, assignment: Optional[str], sandbox: str, gpu: bool, seed: Optional[int],
+           timeout: Optional[float], only: Optional[str]) -> None:
+    """``check --watch``: grade on every save until Ctrl-C or SIGTERM, which end it cleanly (exit 0)."""
+    import signal
+
+    from .watch import watch
+
+    def terminate(signum, frame):  # SIGTERM as Ctrl-C: the workers go, the watch ends
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, terminate)
+    standby = None
+    try:
+        grading, standby = api.start_grading(submission=submission, assignment_id=assignment, hidden=False,
+                                             sandbox=_sandbox(sandbox), gpu=gpu, seed=seed, timeout=timeout,
+                                             only=api.parse_only(only))
+        watch(submission, grading, console, standby=standby)
+    except KeyboardInterrupt:
+        console.print("stopped watching")
+    finally:
+        if standby is not None:
+            standby.close()
 
 
 @app.command("grade")
@@ -280,7 +309,7 @@ def _exit_if_stopped(stop, written: str = "", grade=None) -> None:
 
 
 def _sandbox(kind: str) -> api.SandboxKind:
-    if kind not in ("auto", "docker", "process"):
+    if kind not in ("auto", "docker", "process", "none"):  # none: benchmarks only (sandbox/unisolated.py)
         raise api.UsageError(f"--sandbox must be docker, process or auto, not '{kind}'")
     return kind  # type: ignore[return-value]
 

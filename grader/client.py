@@ -16,13 +16,16 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from .sandbox.base import (RequestStalled, Sandbox, SandboxUnavailable, Session, WorkerGone, WorkerHandle,
                            WorkerTimeout)
 from .worker import protocol
+
+if TYPE_CHECKING:
+    from .standby import Standby
 
 
 STARTUP_TIMEOUT = 120  # seconds for a fresh worker to import torch and answer a ping
@@ -112,14 +115,21 @@ class WorkerClient:
         device: str = "cpu",
         max_restarts: int = 20,
         import_budget: float = 180.0,
+        standby: "Standby | None" = None,
     ) -> None:
+        """``standby``: a worker started before the submission was known (grader/standby.py), used for
+        the first start instead of starting one; it gets the files over the protocol."""
         self.sandbox, self.files, self.module_name = sandbox, files, module_name
         self.import_timeout = import_timeout
         self.max_restarts, self.import_budget = max_restarts, import_budget
         self.max_frame_bytes = max_frame_bytes
         self.device = device
-        self.session = Session(files)
         self.worker: WorkerHandle | None = None
+        self._waiting: WorkerHandle | None = None  # the standby's worker, until the first start takes it
+        if standby is not None:
+            self.session, self._waiting = standby.claim()
+        else:
+            self.session = Session(files)
         self.status: ModuleStatus | None = None
         self.timed_out: dict[str, str] = {}  # function -> reason; its later checks fail without running
         self.output: list[str] = []  # what the student printed, since the last take_output()
@@ -141,8 +151,12 @@ class WorkerClient:
         if self.status is not None:  # a restart: the last worker may have changed its files
             self.restarts += 1
             self.session.reset_work(self.files, getattr(self.sandbox, "owner", None))
+        deliver = self._waiting is not None  # a standby worker: its work folder is still empty
         try:
-            self.worker = self.sandbox.start(self.session)
+            if deliver:
+                self.worker, self._waiting = self._waiting, None
+            else:
+                self.worker = self.sandbox.start(self.session)
         except SandboxUnavailable as exc:
             self.worker = None
             raise SandboxLost(str(exc)) from None
@@ -153,6 +167,8 @@ class WorkerClient:
             return
         try:  # torch is imported before any student code: that start-up is not the import's time
             self._exchange({"op": "ping"}, {}, STARTUP_TIMEOUT)
+            if deliver:
+                self._deliver_files()
         except (WorkerTimeout, WorkerGone, protocol.ProtocolError) as exc:
             self._kill()
             self.status = ModuleStatus(False, error=f"the grading worker did not start within {STARTUP_TIMEOUT} s "
@@ -188,6 +204,18 @@ class WorkerClient:
                                        traceback=str(reply.get("traceback", ""))[-3000:])
             self._kill()
 
+    def _deliver_files(self) -> None:
+        """Send the student's files to a standby worker (bytes as uint8 tensors); before any student code
+        runs, so a refusal is the worker's fault (a ProtocolError), not the student's."""
+        names, tensors = {}, {}
+        for i, (name, data) in enumerate(sorted(self.files.items())):
+            names[name] = f"f{i}"
+            tensors[f"f{i}"] = torch.frombuffer(bytearray(data), dtype=torch.uint8) if data else \
+                torch.empty(0, dtype=torch.uint8)
+        reply, _ = self._exchange({"op": "files", "files": names}, tensors, STARTUP_TIMEOUT)
+        if not reply.get("ok"):
+            raise protocol.ProtocolError(f"the worker refused the files: {str(reply.get('error'))[:200]}")
+
     def restart_budget_spent(self) -> str:
         """Why no further worker may start for this submission ("" while it may): each restart imports
         the module again, so a slow import and a crash in every call would otherwise cost an import per check."""
@@ -207,6 +235,9 @@ class WorkerClient:
 
     def close(self) -> None:
         self._kill()
+        if self._waiting is not None:  # a standby never used (no check ran)
+            self._waiting.kill()
+            self._waiting = None
         self.session.remove()
 
     def take_output(self) -> str:

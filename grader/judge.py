@@ -19,14 +19,12 @@ scores, so results.json can still be written.
 """
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import hmac
 import os
 import random
 import signal
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
@@ -42,6 +40,8 @@ from .client import SandboxLost, StudentError, WorkerClient, WorkerFault
 from .feedback import (Frame, StudentModule, add_root_cause_hints, counterexample, is_not_implemented,
                        not_implemented, raising_frame, unusable_output)
 from .sandbox.base import Sandbox, SandboxUnavailable
+from .standby import Standby
+from .stopping import STOP, Interrupted, StopSignal, stop_on_signals  # noqa: F401 (re-exported)
 from .submission import Submission, SubmissionError
 
 MAX_SHRINK_SECONDS = 15
@@ -134,58 +134,6 @@ class Grade:
         return sum(r.check.points for r in self.results)
 
 
-class Interrupted(BaseException):
-    """A signal stopped grading (a BaseException, like WorkerFault: hypothesis must not catch it)."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-
-
-@dataclass
-class StopSignal:
-    """The signal that asked grading to stop (``stop_on_signals``, while ``active``); ``armed`` while a
-    check runs, when the handler raises Interrupted at once instead of only recording the signal."""
-
-    signum: int | None = None
-    armed: bool = False
-    active: bool = False
-
-    @property
-    def name(self) -> str:
-        return signal.Signals(self.signum).name if self.signum else ""
-
-
-STOP = StopSignal()
-
-
-@contextlib.contextmanager
-def stop_on_signals(signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT)):
-    """While in this block, SIGTERM and SIGINT stop grading: ``grade`` ends the running check and
-    skips the rest (``STOP.signum`` says which signal); outside a check, the signal is recorded
-    only, so writing results is never cut short. Yields ``STOP``. Main thread only (else a no-op)."""
-    STOP.signum, STOP.armed = None, False
-    if threading.current_thread() is not threading.main_thread():
-        yield STOP
-        return
-    STOP.active = True
-
-    def handler(signum, frame):
-        STOP.signum = STOP.signum or signum
-        if STOP.armed:
-            STOP.armed = False
-            raise Interrupted(signum)
-
-    previous = {s: signal.signal(s, handler) for s in signals}
-    try:
-        yield STOP
-    finally:
-        STOP.active = False  # signum stays, for the caller to read
-        for s, h in previous.items():
-            if signal.getsignal(s) is handler:  # not wrapped since (the docker sandbox chains to it)
-                signal.signal(s, h)
-
-
 def check_seed(seed: int, assignment_id: str, check_id: str) -> int:
     """One seed per (grading seed, assignment, check), stable across runs and machines."""
     digest = hashlib.sha256(f"{seed}:{assignment_id}:{check_id}".encode()).digest()
@@ -230,14 +178,21 @@ def grade(
     stop_at_first_failure: bool = False,
     device: str = "cpu",
     progress: Callable[[CheckResult], None] | None = None,
+    standby: Standby | None = None,
 ) -> Grade:
-    """Run ``checks`` (default: all of the assignment's) against a submission."""
+    """Run ``checks`` (default: all of the assignment's) against a submission.
+
+    ``standby``: a worker already started for this submission (grader/standby.py); it is used or
+    closed here either way. Grades are the same with and without one.
+    """
     started = time.monotonic()
     checks = list(assignment.checks if checks is None else checks)
     seed = assignment.config.seed if seed is None else seed
     limits = assignment.config.limits
     result = Grade(assignment, [], seed, sandbox.name, sandbox.isolation)
     if isinstance(submission, SubmissionError):
+        if standby is not None:
+            standby.close()
         result.problem = str(submission)
         for c in checks:
             result.results.append(CheckResult(c, False, 0.0, f"The submission could not be loaded: {submission}", 0.0,
@@ -250,7 +205,7 @@ def grade(
     client = WorkerClient(
         sandbox, submission.files, submission.module, import_timeout=limits.import_timeout_s,
         max_frame_bytes=limits.max_frame_mb << 20, device=device, max_restarts=limits.max_restarts,
-        import_budget=limits.import_budget_s,
+        import_budget=limits.import_budget_s, standby=standby,
     )
     source = StudentModule.parse(submission.files.get(f"{submission.module}.py", b""), f"{submission.module}.py")
     key = call_seed_key(submission.files)

@@ -42,8 +42,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-import nbformat
-
 from .pysource import PARSER_LIMITS, TooComplex, parse
 
 RUN_CELL_MAGICS = {"time", "capture"}  # cell magics whose body Jupyter runs in the notebook's namespace
@@ -131,6 +129,8 @@ def read_notebook(data: bytes, name: str) -> list[str]:
         for cell in _raw_cells(raw):
             if isinstance(cell, dict) and "outputs" in cell:
                 cell["outputs"] = []
+    import nbformat  # here: a .py submission never needs it, and importing it takes a tenth of a second
+
     try:
         cells = nbformat.reads(json.dumps(raw), as_version=4).cells
     except Exception as exc:  # nbformat raises several types for a broken schema

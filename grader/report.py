@@ -10,14 +10,15 @@ from __future__ import annotations
 import html
 import sys
 from dataclasses import dataclass, field
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
-from .judge import CheckResult, Grade
+if TYPE_CHECKING:  # the judge imports torch; the CLI imports this module before starting the worker
+    from .judge import CheckResult, Grade
 
 UNWRAPPED_WIDTH = 100_000  # "columns" of a console that is not a terminal: long lines stay whole
 

@@ -203,7 +203,7 @@ def run_check(submission: Path, *, console, assignment: str | None = None, sandb
     check as it finishes when ``progress``). Returns (grade, exit code, stop): the code is 0 for
     full marks, 1 otherwise; ``stop.signum`` is the signal that stopped grading early, if one did."""
     from . import api, report
-    from .judge import stop_on_signals
+    from .stopping import stop_on_signals
 
     with stop_on_signals() as stop:
         grade = api.run_grading(submission=submission, assignment_id=assignment, hidden=False, sandbox=sandbox,

@@ -83,3 +83,17 @@ def test_list_shows_assignments_checks_and_points():
     assert result.returncode == 0
     assert "hw2_vae" in result.stdout and "kl_normal: zero for identical distributions" in result.stdout
     assert "mask with entry [i, j] = 1 iff order[j] < order[i]" in result.stdout  # brackets survive rich
+
+
+def test_no_sandbox_is_refused_unless_explicitly_allowed(monkeypatch):
+    from grader import api
+    from grader.sandbox.unisolated import UNSAFE_ENV
+
+    limits = api.assignment_config("hw2_vae").limits.sandbox_limits()
+    monkeypatch.delenv(UNSAFE_ENV, raising=False)
+    with pytest.raises(api.UsageError, match=UNSAFE_ENV):
+        api.sandbox_for(limits, kind="none")
+    refused = dgm("check", "reference/vae.py", "-a", "hw2_vae", "--sandbox", "none", timeout=120)
+    assert refused.returncode == 2 and UNSAFE_ENV in refused.stderr
+    monkeypatch.setenv(UNSAFE_ENV, "1")
+    assert api.sandbox_for(limits, kind="none").name == "none"

@@ -27,7 +27,6 @@ from dataclasses import dataclass
 import torch
 from hypothesis import assume, given
 from hypothesis import strategies as st
-from scipy import stats
 
 from grader.checks import Checks
 from grader.compare import expect, expect_close, expect_tensor, expect_tuple, expect_unchanged, fail, tolerance
@@ -209,6 +208,7 @@ def bm_distribution(student):
     correlation tests at |r| < 6/sqrt(n) (z1 with z2, z1^2 with z2^2; 2e-9
     each): false-fail probability below 6e-8 + 4e-9 < 1e-7 in all.
     """
+    from scipy import stats  # here, not at the top: importing it takes a second
     n = 200_000
     u1 = 1.0 - torch.rand(n, dtype=F64)
     u2 = 1.0 - torch.rand(n, dtype=F64)

@@ -17,7 +17,6 @@ import math
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
-from scipy import stats
 
 from grader.checks import Checks
 from grader.compare import expect, expect_close, expect_tensor, expect_tuple, expect_unchanged
@@ -238,6 +237,7 @@ def sample_given_eps_distribution(student, drawn_columns):
     is the judge's eps, whose Kolmogorov-Smirnov p-values (seed 0) are fixed and
     far above the 1e-8 threshold: the check cannot fail a correct function.
     """
+    from scipy import stats  # here, not at the top: importing it takes a second
     n = 20_000
     mean = torch.cat([torch.tensor([-3.0, 250.0], dtype=torch.float64), drawn_columns.mean])
     log_var = torch.cat([torch.tensor([2.0, -8.0], dtype=torch.float64), drawn_columns.log_var])
@@ -306,6 +306,7 @@ def sample_distribution(student):
     6 / sqrt(n) between columns and between consecutive rows (each 2e-9):
     false-fail probability < 1e-6 in all.
     """
+    from scipy import stats  # here, not at the top: importing it takes a second
     n = 100_000
     mean = torch.tensor([-3.0, 0.5, 250.0], dtype=torch.float64)
     log_var = torch.tensor([2.0, -1.0, -8.0], dtype=torch.float64)

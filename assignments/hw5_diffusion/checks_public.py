@@ -23,7 +23,6 @@ import math
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
-from scipy import stats
 
 from grader.checks import Checks
 from grader.compare import expect, expect_close, expect_tensor, expect_tuple, expect_unchanged
@@ -442,6 +441,7 @@ def p_sample_chain(student):
     50000 chains in float64, x_(T-1) ~ N(0, I), one call per step with noise drawn here.
     Per dim: a 6-sigma z-test of the mean (2e-9) and a two-sided chi-square test of the variance at
     1e-9 per tail: false-fail probability < 1.2e-8 in all."""
+    from scipy import stats  # here, not at the top: importing it takes a second
     T, D = len(CHAIN_BETAS), len(CHAIN_MU)
     scale, shift = gaussian_eps_coefficients(CHAIN_MU, CHAIN_VAR, alpha_bars_of(CHAIN_BETAS))
     model = affine_eps(scale, shift)

@@ -203,7 +203,7 @@ def make_record(spec: JobSpec, grade) -> StudentRecord:
 def run_child(spec: JobSpec) -> None:
     """Grade ``spec`` and write OUTPUT_FILES into ``spec.out`` (the child process's work)."""
     from .. import api, results as results_mod
-    from ..judge import stop_on_signals
+    from ..stopping import stop_on_signals
 
     out = Path(spec.out)
     path = Path(spec.path)

@@ -206,9 +206,14 @@ def sweep_stale_sessions(parent: Path) -> list[Path]:
 
 
 class Session:
-    """A fresh session directory for one submission (see module docstring)."""
+    """A fresh session directory for one submission (see module docstring).
 
-    def __init__(self, files: dict[str, bytes]) -> None:
+    ``reserve_bytes``: room to keep in the worker's writable work folder for files that arrive
+    after it started (a standby worker's session starts empty: grader/standby.py).
+    """
+
+    def __init__(self, files: dict[str, bytes], *, reserve_bytes: int = 0) -> None:
+        self.reserve_bytes = reserve_bytes
         parent = sessions_dir() or Path(tempfile.gettempdir())
         sweep_stale_sessions(parent)
         self.root, self._lock = claim_session(parent)
@@ -221,6 +226,11 @@ class Session:
         for path in [self.runtime, *self.runtime.rglob("*")]:
             os.chmod(path, 0o755 if path.is_dir() else 0o644)
         self._write_work(files)
+
+    def files_mb(self) -> int:
+        """MB the work folder needs in the worker: the files here and the room reserved for later ones."""
+        size = sum(f.stat().st_size for f in self.work.rglob("*") if f.is_file()) + self.reserve_bytes
+        return size >> 20
 
     def _write_work(self, files: dict[str, bytes]) -> None:
         """A new work directory holding exactly the student's files."""

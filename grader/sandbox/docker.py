@@ -49,7 +49,8 @@ from .base import (
     WorkerTimeout,
 )
 
-DEFAULT_IMAGE = "dgm-grade:latest"
+# The grading image; DGM_GRADING_IMAGE names another (a benchmark of a changed worker, say).
+DEFAULT_IMAGE = os.environ.get("DGM_GRADING_IMAGE") or "dgm-grade:latest"
 BUILD_COMMAND = "dgm-grade image build"
 RUNTIME = "/opt/dgm/runtime"  # the worker package in the image (grader/deploy/docker/Dockerfile)
 WORKDIR = "/work"
@@ -309,7 +310,7 @@ class DockerSandbox(Sandbox):
         from docker.errors import DockerException, ImageNotFound
 
         payload = _pack_work(session.work)
-        work_mb = self.limits.tmpfs_mb + len(payload) // (1 << 20) + 1
+        work_mb = self.limits.tmpfs_mb + (len(payload) + session.reserve_bytes) // (1 << 20) + 1
         _install_hooks()
         try:
             container_id = self.api.create_container(

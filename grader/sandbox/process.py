@@ -424,7 +424,7 @@ class ProcessSandbox(Sandbox):
         python = [os.path.abspath(sys.executable), "-I", "-c", WORKER_BOOT, str(session.runtime)]
         if not self.jailed:
             return self._drop() + python if self.owner and shutil.which("setpriv") else python
-        files_mb = sum(f.stat().st_size for f in session.work.rglob("*") if f.is_file()) >> 20
+        files_mb = session.files_mb()
         sizes = {d: self.limits.tmpfs_mb + (files_mb + 1 if d == "/tmp" else 0) for d in SCRATCH_DIRS}
         uid = self.uid
         # Run as root inside: copy the student's files to the private /tmp, hand them to the worker's

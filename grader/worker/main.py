@@ -8,7 +8,9 @@ the student's files in its working directory. It:
    /dev/null and fds 1, 2 at a capture file, so student prints never mix
    with frames (they come back, capped, in each response);
 3. imports torch before any student code (a warm worker);
-4. answers requests: ``load`` imports the student module, ``call`` calls one
+4. answers requests: ``files`` writes the student's files into its working
+   directory (a worker started before its submission was known: see
+   grader/standby.py), ``load`` imports the student module, ``call`` calls one
    of its functions on decoded arguments, optionally returning gradients,
    the result of a second call on the same objects and of a third on
    inputs built afresh (``repeat``), and the inputs as they were after the calls.
@@ -19,6 +21,7 @@ every frame it reads.
 """
 from __future__ import annotations
 
+import ctypes
 import importlib
 import os
 import random
@@ -77,7 +80,9 @@ class Worker:
             except EOFError:
                 return
             op = header.get("op")
-            if op == "load":
+            if op == "files":
+                self.send(self.put_files(header.get("files"), tensors))
+            elif op == "load":
                 self.send(self.load(header["module"]))
             elif op == "call":
                 self.send(*self.call(header, tensors))
@@ -85,6 +90,23 @@ class Worker:
                 self.send({"ok": True})
             else:
                 self.send({"ok": False, "kind": "protocol", "error": f"unknown op {op!r}"})
+
+    def put_files(self, names: Any, tensors: dict) -> dict:
+        """Write the student's files (name -> key of a uint8 tensor holding its bytes) into the working
+        directory, before any student code runs; refused once a module was loaded or for a path that
+        would leave the directory."""
+        if self.module is not None or self.module_error is not None or not isinstance(names, dict):
+            return {"ok": False, "kind": "protocol", "error": "files come once, before the module is loaded"}
+        here = os.path.realpath(os.getcwd())
+        for name, key in names.items():
+            target = os.path.realpath(os.path.join(here, str(name)))
+            if os.path.isabs(str(name)) or not target.startswith(here + os.sep) or key not in tensors:
+                return {"ok": False, "kind": "protocol", "error": f"bad file name {str(name)[:100]!r}"}
+            os.makedirs(os.path.dirname(target), mode=0o755, exist_ok=True)
+            with open(target, "wb") as f:
+                data = tensors[key].contiguous()
+                f.write(ctypes.string_at(data.data_ptr(), data.numel()) if data.numel() else b"")
+        return {"ok": True}
 
     def load(self, module_name: str) -> dict:
         sys.path.insert(0, os.getcwd())
