@@ -31,6 +31,7 @@ from grader.api import make_sandbox
 from grader.assignment import load_assignment
 from grader.judge import Grade, grade
 from grader.sandbox import process
+from grader.sandbox.base import Limits
 from grader.sandbox.process import ProcessSandbox, can_jail
 from grader.submission import submission_from_bytes
 
@@ -1036,3 +1037,28 @@ def test_a_sandbox_that_fails_mid_grading_stops_grading_and_blames_no_one(lost_a
                and "Hint" not in r.output for r in not_run)
     data = to_results(g).extra_data
     assert data["finished"] is False and reason in data["grader_problem"]
+
+
+@pytest.mark.parametrize("line, gpu_build", [("cuda: Optional[str] = '13.0'", True), ("cuda: Optional[str] = None", False),
+                                             ("hip: Optional[str] = '6.2'", True)])
+def test_a_cuda_build_of_torch_runs_without_the_address_space_limit(tmp_path, monkeypatch, line, gpu_build):
+    """A student's torch from PyPI (or Colab's) is a CUDA build: importing it needs gigabytes of address
+    space even on the CPU, so under RLIMIT_AS every worker died at start ("did not start within 120 s").
+    The sandbox reads torch/version.py and leaves that limit off, and says so in `isolation`."""
+    import importlib.machinery
+
+    fake = tmp_path / "torch"
+    fake.mkdir()
+    (fake / "__init__.py").write_text("")
+    (fake / "version.py").write_text(f"from typing import Optional\n__version__ = '2.99.0'\n{line}\n")
+    spec = importlib.machinery.ModuleSpec("torch", None, origin=str(fake / "__init__.py"))
+    real_find_spec = process.importlib.util.find_spec
+    monkeypatch.setattr(process.importlib.util, "find_spec",
+                        lambda name, *a: spec if name == "torch" else real_find_spec(name, *a))
+    assert process.torch_is_gpu_build() is gpu_build
+    box = ProcessSandbox(Limits(memory_mb=1024), slot=7)
+    try:
+        assert (box.address_limit == "on") is not gpu_build
+        assert ("no address-space limit (a CUDA build of torch)" in box.isolation) is gpu_build
+    finally:
+        box.close()

@@ -43,8 +43,8 @@ PACKAGE = "dgm_grade"  # the namespace every bundle installs under: dgm_grade.<a
 # grader/ files a self-check runs (paths relative to grader/; a folder means all of it).
 SELF_CHECK_MODULES = (
     "__init__.py", "api.py", "assignment.py", "checks.py", "client.py", "compare.py", "config.py", "feedback.py",
-    "judge.py", "notebook.py", "pysource.py", "report.py", "results.py", "selfcheck.py", "strategies.py",
-    "submission.py", "verify.py", "sandbox", "worker", "deploy/__init__.py", "deploy/image.py",
+    "judge.py", "notebook.py", "pysource.py", "report.py", "results.py", "selfcheck.py", "standby.py", "stopping.py",
+    "strategies.py", "submission.py", "verify.py", "sandbox", "worker", "deploy/__init__.py", "deploy/image.py",
 )
 # dgm-grade's dependencies a self-check uses (torch and hypothesis are added with their own bounds);
 # scikit-learn only where an assignment's public files import it.

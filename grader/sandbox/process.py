@@ -72,7 +72,9 @@ import ctypes
 import fcntl
 import functools
 import hashlib
+import importlib.util
 import os
+import re
 import resource
 import shlex
 import shutil
@@ -333,6 +335,20 @@ def can_jail() -> bool:
     return bool(jail_kind()[0])
 
 
+def torch_is_gpu_build() -> bool:
+    """Whether the torch workers import is a CUDA or ROCm build, read from its version.py (without
+    importing torch: the CLI starts a worker before it imports torch itself)."""
+    spec = importlib.util.find_spec("torch")
+    if spec is None or not spec.origin:
+        return False
+    try:
+        text = (Path(spec.origin).parent / "version.py").read_text()
+    except OSError:
+        return False
+    found = re.findall(r"^(cuda|hip)\s*(?::[^=]*)?=\s*(.+?)\s*$", text, re.M)
+    return any(value != "None" for _, value in found)
+
+
 class ProcessSandbox(Sandbox):
     name = "process"
 
@@ -346,6 +362,9 @@ class ProcessSandbox(Sandbox):
             # tried on a GPU host): --gpu keeps the deny-list jail, which was.
             self.jail, self.jail_note = ("unshare", "--gpu") if not probe("unshare") else ("", "--gpu: " + probe("unshare"))
         self.jailed = bool(self.jail)
+        # A CUDA (or ROCm) build of torch maps gigabytes of libraries at import, even on the CPU: RLIMIT_AS
+        # cannot hold it (a student's torch from PyPI, Colab's); the cgroup and the watchdog bound memory then.
+        self.address_limit = "" if gpu else ("a CUDA build of torch" if torch_is_gpu_build() else "on")
         # --gpu: CUDA maps gigabytes of libraries, which a cgroup would count; not tried on a GPU host yet
         self.cgroup_note = "--gpu" if gpu else cgroup_probe()
         slot = os.getpid() if slot is None else slot
@@ -367,6 +386,8 @@ class ProcessSandbox(Sandbox):
     def isolation(self) -> str:
         bpf, why = checked_filter(self.gpu)
         text = self._isolation() + (", seccomp filter on" if bpf else f", no seccomp filter ({why})")
+        if self.address_limit not in ("on", ""):
+            text += f", no address-space limit ({self.address_limit})"
         if self.cgroup_note:
             return text + f", no memory cgroup ({self.cgroup_note}: the judge's watchdog bounds resident memory)"
         return text + f", memory cgroup of {self.limits.memory_mb} MB"
@@ -475,7 +496,7 @@ class ProcessSandbox(Sandbox):
         elif self.jailed:
             os.chmod(session.work, 0o700)
         limits = self.limits
-        gpu = self.gpu
+        address_limit = self.address_limit == "on"
         # setpriv drops the uid (inside the namespace when jailed); without it, preexec does
         drop_to = None if self.jailed or shutil.which("setpriv") else self.owner
         parent = os.getpid()
@@ -483,7 +504,7 @@ class ProcessSandbox(Sandbox):
 
         def apply_limits() -> None:
             mb = 1 << 20
-            if not gpu:  # CUDA cannot live with RLIMIT_AS
+            if address_limit:  # CUDA cannot live with RLIMIT_AS
                 resource.setrlimit(resource.RLIMIT_AS, (limits.memory_mb * mb, limits.memory_mb * mb))
             resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 5))
             resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_size_mb * mb, limits.file_size_mb * mb))
