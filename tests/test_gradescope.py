@@ -290,18 +290,19 @@ def test_hw2_autograder_grades_honestly_in_a_simulated_gradescope(hw2_image):
     reference = (ROOT / "reference" / "vae.py").read_text()
     marker = f"forged-{uuid.uuid4().hex[:8]}"
     attacks = (Path(__file__).parent / "gradescope" / "attacks.py").read_text().replace("__MARKER__", marker)
+    # The reference is uploaded as a notebook named the way Gradescope keeps a re-upload (`vae (2).ipynb`):
+    # full marks there covers the reference and the notebook path (a .py reference is graded the same way
+    # by every other test); three gradings at 0.5 CPU each keep CI's two cores free for the rest.
     uploads = {
-        "reference": (upload_dir(tmp, "reference", {"vae.py": reference}), None),
         "blank": (upload_dir(tmp, "blank", {"vae.py": (ROOT / "assignments/hw2_vae/handout/vae.py").read_bytes()}), None),
         "notebook": (upload_dir(tmp, "notebook", {"vae (2).ipynb": notebook(reference)}),
                      {"id": 123456, "created_at": "2026-11-29T10:00:00.000000-08:00", "users": [{"id": 42, "email": "a@b.c", "name": "A"}],
                       "previous_submissions": []}),
         "hostile": (upload_dir(tmp, "hostile", {"vae.py": reference + "\n" + attacks}), None),
     }
-    with ThreadPoolExecutor(len(uploads)) as pool:  # 4 x 0.5 CPU
+    with ThreadPoolExecutor(len(uploads)) as pool:  # 3 x 0.5 CPU
         runs = dict(zip(uploads, pool.map(lambda u: run_autograder(image, *u), uploads.values())))
 
-    full_marks(runs["reference"], "hw2_vae")
     blank = assert_well_formed(runs["blank"], "hw2_vae")
     assert blank["score"] == 0
 
