@@ -77,6 +77,12 @@ SECURITY_SUITES = {
 }
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked slow run first (in their file order): with `-n auto`, a minutes-long test picked
+    up last would leave the other workers idle until it ends."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 def pytest_terminal_summary(terminalreporter) -> None:
     counts: dict[str, list[int]] = {}
     for outcome in ("passed", "failed", "error"):
