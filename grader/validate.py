@@ -231,12 +231,14 @@ def validate(
     sample: int = QUICK_MUTANTS,
     alternatives: bool = True,
     hand_written: bool = True,
+    template: bool = True,
 ) -> ValidationReport:
     """Grade the reference (``seeds`` seeds), the blank template and the mutants of one assignment.
 
     quick: grade a fixed sample of ``sample`` mutants (default seeds: 2, else 50);
-    alternatives, hand_written: also grade ``alternatives/*.py`` and the hand-written
-        special-case answers of ``degenerate/`` (off only for a cheaper smoke run);
+    alternatives, hand_written, template: also grade ``alternatives/*.py``, the hand-written
+        special-case answers of ``degenerate/`` and the blank template (off only for a cheaper
+        smoke run: CI grades every blank template in tests/test_assignments.py);
     workers: grades run at once (each in its own worker subprocess);
     progress: called after every grade with (done, total, what finished).
     """
@@ -259,8 +261,9 @@ def validate(
 
     jobs: list[Job] = [Job(assignment_id, f"reference seed {s}", reference, tuple(all_checks), s)
                        for s in seed_list]
-    jobs.append(Job(assignment_id, "blank template", template_source(reference), tuple(all_checks),
-                    assignment.config.seed))
+    if template:
+        jobs.append(Job(assignment_id, "blank template", template_source(reference), tuple(all_checks),
+                        assignment.config.seed))
     jobs += [Job(assignment_id, f"alternative {name} seed {s}", source, tuple(all_checks), s)
              for name, source in alternatives.items() for s in alternative_seeds]
     jobs += [Job(assignment_id, f"degenerate {label}", source, degenerate_checks(assignment, functions),
@@ -282,10 +285,11 @@ def validate(
         for name, output in r.failed:
             report.flaky.setdefault(name, []).append(s)
             report.flaky_output.setdefault(name, output)
-    t = results["blank template"]
-    if t.error:
+    t = results.get("blank template")
+    if t is not None and t.error:
         report.problems.append(f"blank template: {t.error}")
-    report.template_score, report.template_passed = t.score, list(t.passed)
+    if t is not None:
+        report.template_score, report.template_passed = t.score, list(t.passed)
     for name in alternatives:
         failed = report.alternatives.setdefault(name, {})
         for s in alternative_seeds:

@@ -155,7 +155,8 @@ def test_validate_quick(assignment_id, request):
     alternative correct implementation, 0 for the template and for every degenerate answer (generated
     and hand-written), every sampled mutant killed or listed as equivalent.
 
-    By default a smaller run that keeps CI within its budget: one seed, 4 mutants, the generated
+    By default a smaller run that keeps CI within its budget (the blank template is graded by
+    tests/test_assignments.py): one seed, 4 mutants, the generated
     degenerate answers (zeros, ones, echo); about 1-3 minutes per assignment on 2 cores. With
     `pytest --validate-all`, the whole quick validation (what `dgm-grade validate all --quick` runs,
     about 40 minutes on 2 cores; tests/test_hw1_foundations.py, test_hw3_flows.py and test_hw4_gan.py
@@ -163,9 +164,11 @@ def test_validate_quick(assignment_id, request):
     """
     full = request.config.getoption("--validate-all")
     report = (validate(assignment_id, quick=True, seeds=2) if full else
-              validate(assignment_id, quick=True, seeds=1, sample=4, alternatives=False, hand_written=False))
+              validate(assignment_id, quick=True, seeds=1, sample=4, alternatives=False, hand_written=False,
+                       template=False))
     assert report.reference_ok, report.flaky
-    assert report.template_score == 0
+    if full:  # else tests/test_assignments.py grades the blank template
+        assert report.template_score == 0
     assert len(report.outcomes) == min(QUICK_MUTANTS if full else 4, report.mutants_total)
     assert report.mutants_total > 50
     assert not report.unlisted_survivors, [o.mutant.description for o in report.unlisted_survivors]
