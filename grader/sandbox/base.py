@@ -15,6 +15,7 @@ import fcntl
 import os
 import select
 import shutil
+import signal
 import stat
 import tempfile
 import time
@@ -117,6 +118,19 @@ class PipeWorker(WorkerHandle):
                     continue
         except (BrokenPipeError, OSError, ValueError):
             raise WorkerGone("the worker exited") from None
+
+    def end_process(self) -> None:
+        """Kill the worker's process group, close its pipes and reap it (what every pipe worker's kill does)."""
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        for stream in (self.proc.stdin, self.proc.stdout):
+            try:
+                stream.close()
+            except OSError:
+                pass
+        self.proc.wait()
 
     def read_some(self, max_bytes: int, timeout: float) -> bytes:
         ready, _, _ = select.select([self._out], [], [], timeout)

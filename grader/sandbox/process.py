@@ -565,18 +565,9 @@ class ProcessWorker(PipeWorker):
     def kill(self) -> None:
         if self.watchdog:
             self.watchdog.stop()
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        if self.uid is not None:
+        self.end_process()
+        if self.uid is not None:  # everything of its uid: setsid'd leftovers outside the process group too
             kill_uid(self.uid)
-        for stream in (self.proc.stdin, self.proc.stdout):
-            try:
-                stream.close()
-            except OSError:
-                pass
-        self.proc.wait()
         if self.cgroup:
             self.cgroup.remove()
 

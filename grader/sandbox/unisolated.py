@@ -9,7 +9,6 @@ unless ``DGM_UNSAFE_NO_SANDBOX=1`` is set, and results.json says it ran.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 
@@ -39,13 +38,4 @@ class UnisolatedSandbox(Sandbox):
 
 class _Worker(PipeWorker):
     def kill(self) -> None:
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        for stream in (self.proc.stdin, self.proc.stdout):
-            try:
-                stream.close()
-            except OSError:
-                pass
-        self.proc.wait()
+        self.end_process()
