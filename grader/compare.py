@@ -9,7 +9,7 @@ check says a formula is ill-conditioned.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterable
 
 import torch
 
@@ -83,6 +83,19 @@ def expect_tensor(
         bad = (~torch.isfinite(got)).nonzero()[0].tolist()
         fail(f"{what}: got a non-finite value {got[tuple(bad)].item()} at index {bad} (numerical instability?)")
     return got
+
+
+def expect_training_signal(grads: Iterable[torch.Tensor], what: str) -> None:
+    """Some gradient of a training loss is nonzero (a training check asks at its first step).
+
+    When every gradient of the loss with respect to the judge's model is exactly 0, the loss does not
+    depend on the model (a constant, or the model's output multiplied by 0), so no optimiser step can
+    move it: the check fails now, with that reason, instead of training for hundreds of steps first.
+    A correct loss at a randomly initialised model has a nonzero gradient for its output layer.
+    """
+    if all(not bool(g.ne(0).any()) for g in grads):
+        fail(f"{what}: every gradient is exactly 0 at the first step, so training cannot change the model "
+             "(does the loss depend on the model's output?)")
 
 
 def expect_unchanged(result: Any, *inputs: torch.Tensor) -> None:

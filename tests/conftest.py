@@ -1,7 +1,9 @@
 """Shared fixtures: grade real submissions (reference, template, mutants, hostile code)."""
 from __future__ import annotations
 
+import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -75,6 +77,26 @@ SECURITY_SUITES = {
     "tests/test_docker_sandbox.py": "attacks on the Docker sandbox",
     "tests/test_gradescope.py": "simulated Gradescope (hostile upload included)",
 }
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """In CI, .ci/run sets Docker up in the background while the README's test command makes the venv;
+    the session waits here, in the controller, before any worker starts, until the setup has finished
+    (it writes its exit status to the file DGM_DOCKER_SETUP_DONE names), and stops at once when it failed."""
+    done = os.environ.get("DGM_DOCKER_SETUP_DONE")
+    if not done or hasattr(config, "workerinput"):
+        return
+    started = time.monotonic()
+    while not Path(done).is_file():
+        if time.monotonic() - started > 1800:
+            pytest.exit(f"the Docker setup did not finish within 30 minutes ({done} was not written)", returncode=1)
+        time.sleep(2)
+    status = Path(done).read_text().strip()
+    log = os.environ.get("DGM_DOCKER_SETUP_LOG", "")
+    if status != "0":
+        tail = Path(log).read_text()[-3000:] if log and Path(log).is_file() else ""
+        pytest.exit(f"the Docker setup failed (exit {status}); the end of {log or 'its log'}:\n{tail}", returncode=1)
+    print(f"[conftest] waited {time.monotonic() - started:.0f} s for the Docker setup (log: {log})", file=sys.stderr)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -133,3 +133,16 @@ def test_training_check_rejects_a_loss_on_x0():
     g = grade_source(AID, source, functions=("noise_prediction_loss",))
     train = next(r for r in g.results if r.check.id == "training_check")
     assert not train.passed and "MMD" in train.output
+
+
+def test_a_loss_the_model_cannot_move_fails_the_training_check_at_its_first_step():
+    """A loss multiplied by 0 has a gradient, all zeros: the training check says so at step 0 instead of
+    running its 800 steps first (the generated degenerate answers of `validate` are such losses)."""
+    source = mutate(reference_source(MODULE), "return ((noise - model(x_t, t)) ** 2).mean()",
+                    "return 0 * ((noise - model(x_t, t)) ** 2).mean()")
+    assignment = load_assignment(AID)
+    train = [c for c in assignment.checks if c.id == "training_check"]
+    g = grade(assignment, submission_from_bytes(source.encode(), MODULE), sandbox=make_sandbox(assignment, kind="process"),
+              checks=train, shrink=False)
+    [r] = g.results
+    assert not r.passed and "every gradient is exactly 0 at the first step" in r.output, r.output

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from sklearn.datasets import load_digits
 
 from grader.checks import Checks
-from grader.compare import expect, expect_close, expect_tensor, expect_tuple
+from grader.compare import expect, expect_close, expect_tensor, expect_training_signal, expect_tuple
 from grader.strategies import dtypes, gaussians, shapes, tensors
 from grader.worker.fixtures.vae import MLPVAE
 from reference import vae as ref
@@ -160,6 +160,8 @@ def trains_on_digits(student):
             expect(g is not None, f"no gradient reached parameter {name} at step {step}")
             expect_tensor(g, shape=p.shape, what=f"gradient of {name}")
             p.grad = g.to(p.dtype)
+        if step == 0:
+            expect_training_signal([p.grad for p in params.values()], "gradients of your NELBO")
         optimiser.step()
     final = held_out_nelbo({k: v.detach() for k, v in params.items()}, test)
     with handout(NELBO_RETURNS):

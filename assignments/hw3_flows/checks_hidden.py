@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from grader.checks import Checks, Fixture
-from grader.compare import expect, expect_close, expect_tensor
+from grader.compare import expect, expect_close, expect_tensor, expect_training_signal
 from grader.strategies import dtypes, tensors
 from grader.worker.fixtures import build, mlp
 from reference import flows as ref
@@ -257,6 +257,9 @@ def trains_on_moons(student):
                 expect(g is not None, f"no gradient reached parameter {name} of coupling layer {i}'s conditioner at "
                                       f"step {step}")
                 param.grad = expect_tensor(g, shape=param.shape, what=f"gradient of {name} (layer {i})").to(F64)
+        if step == 0:
+            expect_training_signal([q.grad for p in params for q in p.values()],
+                                   "gradients of the mean NLL of your flow_log_prob")
         optimiser.step()
     final = held_out_nll(nets, test)
     expect(final < THRESHOLD, f"after {TRAIN_STEPS} steps with your flow_log_prob and AffineCoupling, the held-out NLL "

@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from grader.checks import Checks, Fixture
-from grader.compare import expect, expect_close, expect_tensor, expect_tuple
+from grader.compare import expect, expect_close, expect_tensor, expect_training_signal, expect_tuple
 from grader.strategies import tensors
 from grader.worker.fixtures import build
 from reference import diffusion as ref
@@ -367,6 +367,8 @@ def training_check(student):
             g = grads.get(pname)
             expect(g is not None, f"no gradient reached parameter {pname} at step {step}")
             expect_tensor(g, shape=w.shape, what=f"gradient of {pname} at step {step}")
+        if step == 0:
+            expect_training_signal(grads.values(), "gradients of your loss")
         return loss, grads
 
     final = training.score(training.train(loss_and_grads))

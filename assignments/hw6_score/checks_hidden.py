@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from grader.checks import Checks, Fixture
-from grader.compare import expect, expect_close, expect_tensor, expect_tuple, expect_unchanged
+from grader.compare import expect, expect_close, expect_tensor, expect_training_signal, expect_tuple, expect_unchanged
 from grader.strategies import dtypes, tensors
 from grader.worker.fixtures.score import MLPScore
 from reference import score as ref
@@ -140,6 +140,8 @@ def trains_score_model(student):
             g = grads.get(key)
             expect(g is not None, f"no gradient reached parameter {key} at step {step}")
             p.grad = expect_tensor(g, shape=p.shape, what=f"gradient of {key}").to(p.dtype)
+        if step == 0:
+            expect_training_signal([p.grad for p in params.values()], "gradients of your DSM loss")
         optimiser.step()
     test_gen = torch.Generator().manual_seed(99)
     x = mixture_samples(4000, test_gen)
