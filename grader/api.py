@@ -272,8 +272,9 @@ def run_grading(
 def run_batch(*, folder: Path, out: Path, assignment_id: str, backend: str = "local", workers: int | None = None,
               sandbox: SandboxKind = "auto", gpu: bool = False, gpus_per_task: float = 1.0, seed: int | None = None,
               timeout: float | None = None, only: Sequence[str] | None = None, regrade: bool = False,
-              ray_address: str | None = None, progress=None):
-    """Check the options (a UsageError for anything unusable, before grading), then grade the class."""
+              ray_address: str | None = None, progress=None, warm_start: bool = True):
+    """Check the options (a UsageError for anything unusable, before grading), then grade the class
+    (``warm_start``: see grader/batch/local.py; the grades are the same without it)."""
     from .batch.roster import RosterError, find_submissions
     from .batch.run import BatchOptions, run_batch as run
 
@@ -310,7 +311,7 @@ def run_batch(*, folder: Path, out: Path, assignment_id: str, backend: str = "lo
         raise UsageError(f"--out {out}: cannot make the folder ({exc.strerror or exc})") from None
     options = BatchOptions(assignment=assignment_id, backend=backend, workers=workers, sandbox=sandbox, gpu=gpu,
                            gpus_per_task=gpus_per_task, seed=seed, timeout=timeout, only=only, regrade=regrade,
-                           ray_address=ray_address)
+                           ray_address=ray_address, warm_start=warm_start)
     return run(folder, out, options, progress)
 
 

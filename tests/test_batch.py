@@ -212,7 +212,9 @@ def test_an_interrupted_batch_loses_only_the_students_in_flight(tmp_path):
 @pytest.mark.slow
 def test_the_ray_backend_gives_the_same_gradebook_as_the_local_one(tmp_path):
     """Each submission a Ray task on a local Ray started here (the files travel in the task, as to a
-    node without the driver's disk); the same CSV as the local backend, the seconds column apart."""
+    node without the driver's disk); the same CSV as the local backend, the seconds column apart.
+    Ray's children start cold, while the local backend grades its third and fourth students in warm
+    children (grader/batch/local.py): this is also the test that a warm start grades the same."""
     pytest.importorskip("ray")
     kinds = class_of(tmp_path / "class", "correct", "hangs", "exits", "not a zip")
     only = ["log_mean_exp"]

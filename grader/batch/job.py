@@ -12,12 +12,21 @@ one submission takes only that row; a submission past its wall-clock budget is e
 (SIGTERM: the child writes the checks done so far, each left one failed with the
 reason; SIGKILL 30 s later); cancelling a batch kills the children in flight and
 nothing else; and a Ray task is the same call on another node.
+
+The local backend hides most of that start: it keeps the next child already started
+(``WarmChild``). That child imports the judge, loads the checks and starts its standby
+worker (grader/standby.py) while the others grade, then waits for a spec on its stdin;
+like every child it grades exactly one submission, and its worker has never held any
+other code. The grade is the same either way (tests/test_batch.py compares the local
+backend's gradebook with the Ray backend's, whose children start cold).
 """
 from __future__ import annotations
 
 import base64
 import datetime
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -95,52 +104,120 @@ def unpack(packed: dict[str, str], folder: Path) -> Path:
     return folder / tops.pop()
 
 
-def grade_job(spec: JobSpec, *, deadline_s: float, cancel: threading.Event | None = None) -> JobOutcome:
+class Prepared(BaseModel):
+    """What every submission of a batch shares: a warm child prepares its grading from it."""
+
+    assignment: str
+    sandbox: str = "auto"
+    gpu: bool = False
+    seed: int | None = None
+    timeout: float | None = None
+    only: list[str] | None = None
+
+    @classmethod
+    def of(cls, spec: JobSpec) -> "Prepared":
+        return cls(**spec.model_dump(include=set(cls.model_fields)))
+
+
+def _start_child(stderr_path: Path) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # the judge's tensors are small (judge.py: one torch thread)
+    parent = os.getpid()  # SIGTERM (the child writes what it has) when this thread dies: a killed batch, a
+    #                       cancelled Ray task
+    with open(stderr_path, "wb") as stderr:
+        return subprocess.Popen([sys.executable, "-m", "grader.batch.job"], stdin=subprocess.PIPE,
+                                stdout=subprocess.DEVNULL, stderr=stderr, env=env, start_new_session=True,
+                                preexec_fn=lambda: die_with_parent(parent, signal.SIGTERM))
+
+
+class WarmChild:
+    """A child started before its submission is known (see the module docstring): it prepares the grading
+    ``prepared`` describes and waits for one spec (``grade_job(..., child=this)``), or is ``close``d unused."""
+
+    def __init__(self, prepared: Prepared) -> None:
+        self.prepared = prepared
+        self.folder = Path(tempfile.mkdtemp(prefix="dgm-batch-job-"))
+        self.proc = _start_child(self.folder / "stderr.txt")
+        self._send(prepared.model_dump_json() + "\n", close=False)
+
+    def fits(self, spec: JobSpec) -> bool:
+        return Prepared.of(spec) == self.prepared and self.proc.poll() is None
+
+    def _send(self, line: str, *, close: bool) -> None:
+        try:
+            self.proc.stdin.write(line.encode())
+            self.proc.stdin.flush()
+            if close:
+                self.proc.stdin.close()
+        except (BrokenPipeError, ValueError):
+            pass  # it died: grade_job reports how
+
+    def close(self) -> None:
+        """End it (its standby worker dies with it: a process sandbox's worker by PR_SET_PDEATHSIG, a
+        container when its input closes) and remove its folder."""
+        _kill(self.proc, signal.SIGKILL)
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def grade_job(spec: JobSpec, *, deadline_s: float, cancel: threading.Event | None = None,
+              child: WarmChild | None = None) -> JobOutcome:
     """Grade one submission in a child process; at most ``deadline_s`` seconds of wall time.
 
-    ``cancel``: set it to end the child at once (the outcome is ``cancelled``, with no files).
+    ``cancel``: set it to end the child at once (the outcome is ``cancelled``, with no files);
+    ``child``: a warm child to grade it in (ended here either way), else one is started.
     """
+    if child is not None and not child.fits(spec):
+        child.close()
+        child = None
     with tempfile.TemporaryDirectory(prefix="dgm-batch-job-") as tmp:
         spec = spec.model_copy(update={"out": tmp})
-        env = {**os.environ, "OMP_NUM_THREADS": "1"}  # the judge's tensors are small (judge.py: one torch thread)
-        with open(Path(tmp) / "stderr.txt", "wb") as stderr:
-            parent = os.getpid()  # SIGTERM (the child writes what it has) when this thread dies: a killed
-            #                       batch, a cancelled Ray task
-            proc = subprocess.Popen([sys.executable, "-m", "grader.batch.job"], stdin=subprocess.PIPE,
-                                    stdout=subprocess.DEVNULL, stderr=stderr, env=env, start_new_session=True,
-                                    preexec_fn=lambda: die_with_parent(parent, signal.SIGTERM))
+        if child is not None:  # its stderr file lives in its own folder, removed with it
+            proc, stderr_path = child.proc, child.folder / "stderr.txt"
+            child._send(spec.model_dump_json() + "\n", close=True)
+        else:
+            stderr_path = Path(tmp) / "stderr.txt"
+            proc = _start_child(stderr_path)
             try:
-                proc.stdin.write(spec.model_dump_json().encode())
+                proc.stdin.write(spec.model_dump_json().encode() + b"\n")
                 proc.stdin.close()
             except BrokenPipeError:
                 pass
-            outcome = JobOutcome(spec.student)
-            started = time.monotonic()
-            while True:
-                try:
-                    proc.wait(timeout=0.5)
-                    break
-                except subprocess.TimeoutExpired:
-                    pass
-                if cancel is not None and cancel.is_set():
-                    _kill(proc, signal.SIGKILL)
-                    outcome.cancelled = True
-                    return outcome
-                if time.monotonic() - started > deadline_s and not outcome.timed_out:
-                    outcome.timed_out = True  # SIGTERM: the child writes what it has; SIGKILL after the grace
-                    _kill(proc, signal.SIGTERM)
-                    try:
-                        proc.wait(timeout=KILL_GRACE_S)
-                    except subprocess.TimeoutExpired:
-                        _kill(proc, signal.SIGKILL)
-                    break
-        _kill(proc, signal.SIGKILL)  # whatever the child left in its session (the judge's own helpers)
-        if all((Path(tmp) / f).is_file() for f in OUTPUT_FILES):
-            outcome.files = {f: (Path(tmp) / f).read_text(encoding="utf-8") for f in OUTPUT_FILES}
-        elif not outcome.timed_out:
-            last = (Path(tmp) / "stderr.txt").read_bytes()[-1500:].decode("utf-8", "replace").strip()
-            outcome.error = f"the grading process ended with exit code {proc.returncode}" + (f": {last}" if last else "")
-        return outcome
+        try:
+            return _wait_for(proc, spec, Path(tmp), stderr_path, deadline_s, cancel)
+        finally:
+            if child is not None:
+                child.close()
+
+
+def _wait_for(proc: subprocess.Popen, spec: JobSpec, tmp: Path, stderr_path: Path, deadline_s: float,
+              cancel: threading.Event | None) -> JobOutcome:
+    """Wait for the child grading ``spec`` into ``tmp``: its files, or why there are none."""
+    outcome = JobOutcome(spec.student)
+    started = time.monotonic()
+    while True:
+        try:
+            proc.wait(timeout=0.5)
+            break
+        except subprocess.TimeoutExpired:
+            pass
+        if cancel is not None and cancel.is_set():
+            _kill(proc, signal.SIGKILL)
+            outcome.cancelled = True
+            return outcome
+        if time.monotonic() - started > deadline_s and not outcome.timed_out:
+            outcome.timed_out = True  # SIGTERM: the child writes what it has; SIGKILL after the grace
+            _kill(proc, signal.SIGTERM)
+            try:
+                proc.wait(timeout=KILL_GRACE_S)
+            except subprocess.TimeoutExpired:
+                _kill(proc, signal.SIGKILL)
+            break
+    _kill(proc, signal.SIGKILL)  # whatever the child left in its session (the judge's own helpers)
+    if all((tmp / f).is_file() for f in OUTPUT_FILES):
+        outcome.files = {f: (tmp / f).read_text(encoding="utf-8") for f in OUTPUT_FILES}
+    elif not outcome.timed_out:
+        last = stderr_path.read_bytes()[-1500:].decode("utf-8", "replace").strip() if stderr_path.is_file() else ""
+        outcome.error = f"the grading process ended with exit code {proc.returncode}" + (f": {last}" if last else "")
+    return outcome
 
 
 def _kill(proc: subprocess.Popen, sig: int) -> None:
@@ -200,8 +277,42 @@ def make_record(spec: JobSpec, grade) -> StudentRecord:
     )
 
 
-def run_child(spec: JobSpec) -> None:
-    """Grade ``spec`` and write OUTPUT_FILES into ``spec.out`` (the child process's work)."""
+def prepare(prepared: Prepared):
+    """A warm child's head start: the sandbox, a standby worker, the checks loaded (a ``Ready``), or None
+    when any of it failed (the submission is then graded the ordinary way, which reports why)."""
+    from .. import api
+    from ..standby import start_standby
+
+    standby = None
+    try:
+        box = api.sandbox_for(api.assignment_config(prepared.assignment).limits.sandbox_limits(),
+                              kind=prepared.sandbox, gpu=prepared.gpu)
+        standby = start_standby(box)
+        grading = api.prepare_grading(assignment_id=prepared.assignment, hidden=True, sandbox=box,
+                                      only=prepared.only, seed=prepared.seed, timeout=prepared.timeout, gpu=prepared.gpu)
+    except Exception:
+        if standby is not None:
+            standby.close()
+        return None
+    return Ready(prepared, grading, standby)
+
+
+@dataclass
+class Ready:
+    """A prepared grading (api.Grading) and its standby worker, for the one spec that matches ``prepared``."""
+
+    prepared: Prepared
+    grading: object
+    standby: object
+
+    def close(self) -> None:
+        if self.standby is not None:
+            self.standby.close()
+
+
+def run_child(spec: JobSpec, ready: Ready | None = None) -> None:
+    """Grade ``spec`` and write OUTPUT_FILES into ``spec.out`` (the child process's work); ``ready``: what a
+    warm child prepared (used when it matches the spec)."""
     from .. import api, results as results_mod
     from ..stopping import stop_on_signals
 
@@ -210,10 +321,17 @@ def run_child(spec: JobSpec) -> None:
     if spec.packed is not None:
         path = unpack(spec.packed, out / "submission")
     extra = {"student": spec.student, **({"only": spec.only} if spec.only else {})}
+    if ready is not None and ready.prepared != Prepared.of(spec):
+        ready.close()
+        ready = None
     with stop_on_signals():
-        grade = api.run_grading(submission=path, assignment_id=spec.assignment, hidden=True,
-                                sandbox=spec.sandbox, gpu=spec.gpu, seed=spec.seed, timeout=spec.timeout,
-                                only=spec.only)
+        if ready is not None:
+            api.check_grading_options(path, spec.timeout)
+            grade = ready.grading.grade(path, standby=ready.standby)
+        else:
+            grade = api.run_grading(submission=path, assignment_id=spec.assignment, hidden=True,
+                                    sandbox=spec.sandbox, gpu=spec.gpu, seed=spec.seed, timeout=spec.timeout,
+                                    only=spec.only)
         results = results_mod.to_results(grade, extra=extra)
         record = make_record(spec, grade)
         results_mod.write_results(results, out / "results.json")
@@ -222,8 +340,21 @@ def run_child(spec: JobSpec) -> None:
 
 
 def main() -> None:
-    spec = JobSpec.model_validate_json(sys.stdin.read())
-    run_child(spec)
+    """stdin: one JobSpec line (a cold child), or a Prepared line, then, when the driver has a submission for
+    it, one JobSpec line (a warm child; end of input instead: it ends unused)."""
+    first = json.loads(sys.stdin.readline() or "null")
+    if first is None:
+        sys.exit("grader.batch.job: no job on stdin")
+    if "student" in first:
+        run_child(JobSpec.model_validate(first))
+        return
+    ready = prepare(Prepared.model_validate(first))
+    line = sys.stdin.readline()
+    if not line.strip():
+        if ready is not None:
+            ready.close()
+        return
+    run_child(JobSpec.model_validate_json(line), ready)
 
 
 if __name__ == "__main__":

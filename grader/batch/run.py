@@ -49,6 +49,7 @@ class BatchOptions:
     regrade: bool = False
     ray_address: str | None = None
     deadline_s: float = DEFAULT_DEADLINE_S
+    warm_start: bool = True  # local: keep the next child started (local.py); grades are the same
 
 
 class Progress(Protocol):
@@ -127,7 +128,8 @@ def _backend(options: BatchOptions):
     from .local import run_local
 
     n = workers or max(1, os.cpu_count() or 1)
-    return lambda specs, s, d: run_local(specs, workers=n, deadline_s=options.deadline_s, started=s, done=d)
+    return lambda specs, s, d: run_local(specs, workers=n, deadline_s=options.deadline_s, started=s, done=d,
+                                         warm_start=options.warm_start)
 
 
 def _up_to_date(record: StudentRecord | None, spec: JobSpec) -> bool:
