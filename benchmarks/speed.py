@@ -25,6 +25,8 @@ Cases:
   re-check of them (warm), on the same correct submission. Otter runs from
   its own virtual environment (benchmarks/.otter-venv, made on first use:
   ``pip install otter-grader==7.0.0 ipykernel torch==<ours>``), never from ours;
+- ``batch`` of 8 generated hw2 students with two workers, the next child started
+  early (the default) and not (``api.run_batch(warm_start=False)``);
 - ``--baseline REV``: the empty check and the hw2 grade at that git revision
   too (its tree, exported to benchmarks/.work/, run by our interpreter).
 
@@ -280,6 +282,7 @@ def build_cases(args, sessions: list[WatchSession]) -> list[Case]:
         cases.append(Case(f"baseline {args.baseline}: hw2_vae grade reference, process", "hw2_vae",
                           [*dgm, "grade", "vae.py", "-a", "hw2_vae", "--sandbox", "process", "--quiet", "--out",
                            str(WORK / "baseline.json")], cwd=hw2, env=env, expect=FULL_MARKS))
+    cases += batch_cases(args)
     cases.append(Case("grade --only the four (cold, process)", "otter",
                       [*dgm, "grade", "vae.py", "-a", "hw2_vae", "--sandbox", "process", "--only", FOUR, "--quiet",
                        "--out", str(WORK / "four.json")], cwd=hw2, expect=FULL_MARKS))
@@ -294,6 +297,37 @@ def build_cases(args, sessions: list[WatchSession]) -> list[Case]:
         session = WatchSession(folder / "vae.py", only, edit_seconds=args.edit_seconds)
         sessions.append(session)  # (closed by main, whatever happens next)
         cases.append(Case(label, group, measure=session.recheck, expect=r"Score: (\S+) / \1 "))
+    return cases
+
+
+BATCH_STUDENTS = 8
+
+
+def batch_cases(args) -> list[Case]:
+    """``batch`` of a generated hw2 class (examples/make_class.py: correct work in each form, mutants, a
+    blank; the hanging and crashing students left out, so the figures are grading, not timeouts), two
+    workers, with the next child started early (the default) and without (``warm_start=False``)."""
+    if "hw2_vae" not in args.assignments:
+        return []
+    sys.path.insert(0, str(ROOT))
+    from examples.make_class import make_class
+
+    folder = WORK / "class"
+    shutil.rmtree(folder, ignore_errors=True)
+    kinds = make_class(folder, 40)
+    keep = [s for s, k in kinds.items() if k in ("correct", "correct notebook", "correct folder", "correct zip",
+                                                 "mutant", "blank")][:BATCH_STUDENTS]
+    for path in folder.iterdir():
+        if not any(path.name.startswith(s) for s in keep):
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+    cases = []
+    for warm in (True, False):
+        out = WORK / f"batch-{'warm' if warm else 'cold'}"
+        code = ("import shutil, sys; from grader import api; shutil.rmtree(sys.argv[2], ignore_errors=True); "
+                "s = api.run_batch(folder=sys.argv[1], out=sys.argv[2], assignment_id='hw2_vae', sandbox='process', "
+                f"workers=2, warm_start={warm}); print('graded', len(s.graded))")
+        cases.append(Case(f"batch of {len(keep)} hw2 students, 2 workers, next child {'warm' if warm else 'cold'}",
+                          "batch", [PYTHON, "-c", code, str(folder), str(out)], expect=rf"graded {len(keep)}\b"))
     return cases
 
 
@@ -331,6 +365,10 @@ def report(cases: list[Case], args) -> str:
         versus = f"; baseline {base[0].median:.2f} s: {hw2.median / base[0].median:.2f}x" if base and base[0].walls else ""
         targets.append(f"- full hw2 `grade` (process): {hw2.median:.2f} s (target <= 5.8 s, half of the issue's 11.6 s"
                        f"{versus})")
+    r = ratio(by, *[c.label for c in cases if c.group == "batch"]) if sum(c.group == "batch" for c in cases) == 2 \
+        else float("nan")
+    if r == r:
+        targets.append(f"- batch, next child warm / cold: {r:.2f}x (no target; the issue asks for warm workers in batch)")
     load = os.getloadavg()
     return "\n".join([
         f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {os.cpu_count()} cores "
