@@ -29,6 +29,11 @@ VALUE_ROUNDING = 1e-13
 # many times the rest) for any function smooth at the scale of the step, however sharply curved, plus
 # 1e-6 relative for the step's own rounding (x + h v is rounded to float64: 1e-16 / 1e-6 of the step).
 DIFFERENCE_RTOL = 1e-6
+# Subnormal floats: below 2.2e-308 float64 keeps only an absolute spacing of 2^-1074 (5e-324), so the
+# products with a tiny cotangent (hypothesis draws values like 2e-313) lose their relative precision.
+# Each rounds by at most that much; a budget of 1e3 roundings per entry, divided by h, is still about
+# 5e-312, no slack at all for cotangents of normal size.
+SUBNORMAL_SPACING = 2.0**-1074
 
 
 def expect_derivative(student: Any, fn: str, args: tuple, result: Any, wrt: Any, *, kwargs: dict | None = None,
@@ -48,8 +53,9 @@ def expect_derivative(student: Any, fn: str, args: tuple, result: Any, wrt: Any,
         |<g, v> - R| <= rtol(g) sum |g_i v_i| + 1e-6 |R| + |D(h) - D(2h)| + 1e-13 sum_s sum_j |c_j| (|y_s,j| + 1) / h:
 
     the gradient's own rounding (its dtype's tolerance), the difference's truncation and the rounding
-    of the four values (see the constants above). A forged gradient passes only where it agrees with
-    the values the code returns (in that direction, which it cannot know when it reports).
+    of the four values (see the constants above), plus a floor for subnormal products (a tiny
+    cotangent). A forged gradient passes only where it agrees with the values the code returns (in that
+    direction, which it cannot know when it reports).
 
     Pass the same ``args``, ``kwargs``, ``output``, ``cotangent``, ``seed_offset`` and ``default_dtype``
     as the gradient call; extra positional and keyword arguments must be the same objects.
@@ -102,7 +108,9 @@ def expect_derivative(student: Any, fn: str, args: tuple, result: Any, wrt: Any,
     magnitude = sum(float((c.abs() * (values[s].abs() + 1)).sum()) for s in (1.0, -1.0, 2.0, -2.0))
     claimed = sum(float((g.double() * v).sum()) for g, v in pairs)
     scale = sum(float((g.double() * v).abs().sum()) * tolerance(g.dtype)[0] for g, v in pairs)
-    slack = scale + DIFFERENCE_RTOL * abs(difference) + abs(near - far) + VALUE_ROUNDING * magnitude / STEP
+    entries = values[1.0].numel() + sum(v.numel() for _, v in pairs)
+    slack = (scale + DIFFERENCE_RTOL * abs(difference) + abs(near - far) + VALUE_ROUNDING * magnitude / STEP
+             + 1e3 * SUBNORMAL_SPACING * entries / STEP)
     expect(math.isfinite(claimed) and abs(claimed - difference) <= slack,
            f"{what} does not match how {fn}'s value changes: along a random direction v the reported gradient "
            f"gives {claimed:.8g}, while the values at x ± {STEP:g} v give {difference:.8g} (tolerance "

@@ -6,10 +6,14 @@ within about 1e-3 relative (scaled by the size of the terms a sum cancels).
 
 The ``*_matches_reference`` checks pin each function's value on generic
 inputs (for gmm_em_step the only such pin: no public property fixes an EM
-step on generic data). The other hidden checks test special cases or
-consistency and ``require`` those pins.
+step on generic data); the ``*_gradients_match_reference`` checks pin the
+gradients (the public ``*_gradients`` checks compare them only with finite
+differences of the student's own values). The other hidden checks test
+special cases or consistency and ``require`` those pins.
 """
 from __future__ import annotations
+
+import math
 
 import torch
 from hypothesis import assume, given
@@ -74,6 +78,32 @@ def bm_matches_reference(student, u):
     expect_close(z2, e2.to(u.u1.dtype), what="z2 (the handout: z2 = r * sin(2 pi u2), r = sqrt(-2 ln u1))", atol=atol)
 
 
+@checks.add("box_muller", "gradients with respect to u1 and u2 match the closed form")
+@given(data=st.data(), shape=shapes(max_dims=2), dtype=dtypes())
+def bm_gradients_match_reference(student, data, shape, dtype):
+    """u1 in [1e-3, 0.999] as in the public ``bm_gradients`` (the radius has unbounded slope at 0 and 1)."""
+    u1 = data.draw(tensors(shape, dtype, low=1e-3, high=0.999), label="u1")
+    u2 = data.draw(tensors(shape, dtype, low=1e-30, high=1.0), label="u2")
+    cot = data.draw(tensors(shape, dtype, low=-2, high=2), label="cotangent")
+    a, b, c = u1.double(), u2.double(), cot.double()
+    radius = (-2.0 * a.log()).sqrt()
+    cos, sin = (2 * math.pi * b).cos(), (2 * math.pi * b).sin()
+    expected = {  # d z / d u1 = (cos or sin) * d r / d u1, with d r / d u1 = -1 / (u1 r)
+        0: (-c * cos / (a * radius), -c * 2 * math.pi * radius * sin),
+        1: (-c * sin / (a * radius), c * 2 * math.pi * radius * cos),
+    }
+    for out, name in ((0, "z1"), (1, "z2")):
+        r = student.call("box_muller", u1, u2, wrt=(u1, u2), output=(out,), cotangent=cot)
+        expect_tuple(r.value, 2, what="box_muller(u1, u2)")
+        for t, arg, exp in ((u1, "u1", expected[out][0]), (u2, "u2", expected[out][1])):
+            grad = r.grad(t)
+            expect(grad is not None, f"no gradient of {name} reached {arg} (the handout: keep everything "
+                                     "differentiable; no .detach(), no .item(), no numpy)")
+            # float32: u1 near 0.999 makes the radius's slope -1 / (u1 r) about 22, rounded relative to the largest
+            expect_close(grad, exp.to(dtype), what=f"d <cotangent, {name}> / d {arg}",
+                         atol=(1e-4 if is_f32(dtype) else 1e-9) * (1 + float(exp.abs().max())))
+
+
 @checks.add("gaussian_mle", "matches the reference (mean, and covariance dividing by N)", points=2)
 @given(x=mle_data(n=st.integers(1, 60), d=st.integers(1, 6)), dtype=dtypes(), shift=st.floats(-100, 100))
 def mle_matches_reference(student, x, dtype, shift):
@@ -89,6 +119,29 @@ def mle_matches_reference(student, x, dtype, shift):
                  atol=(1e-4 if f32 else 1e-10) * float(e_cov.abs().max()))
 
 
+@checks.add("gaussian_mle", "gradients of mean and cov with respect to x match the closed form (divide by N)")
+@given(x=mle_data(n=st.integers(2, 20)), dtype=dtypes(), seed=st.integers(0, 2**16))
+def mle_gradients_match_reference(student, x, dtype, seed):
+    n, d = x.shape
+    gen = torch.Generator().manual_seed(seed)
+    a = torch.randn(d, generator=gen, dtype=F64)
+    c = torch.randn(d, d, generator=gen, dtype=F64)
+    xt = x.to(dtype)
+    centred = x - x.mean(0)
+    f32 = is_f32(dtype)
+    for out, name, cot, expected in (
+        (0, "mean", a, (a / n).expand(n, d)),  # d (a . mean) / d x_n = a / N
+        (1, "cov", c, centred @ (c + c.T) / n),  # d <C, cov> / d x_n = (C + C^T) (x_n - mean) / N
+    ):
+        r = student.call("gaussian_mle", xt, wrt=(xt,), output=(out,), cotangent=cot.to(dtype))
+        mle_outputs(r.value, d, dtype)
+        grad = r.grad(xt)
+        expect(grad is not None, f"no gradient of {name} reached x (the handout: keep everything differentiable; "
+                                 "no .detach(), no .item(), no numpy)")
+        expect_close(grad, expected.to(dtype), what=f"d <cotangent, {name}> / d x (the handout: divide by N, "
+                     "not N - 1)", atol=(1e-4 if f32 else 1e-10) * (1 + float(expected.abs().max())))
+
+
 @checks.add("diag_gaussian_log_prob", "matches the reference at extreme means and log-variances")
 @given(data=st.data(), batch_shape=shapes(min_dims=0, max_dims=2, max_side=4), d=st.integers(1, 6), dtype=dtypes())
 def dglp_matches_reference(student, data, batch_shape, d, dtype):
@@ -101,6 +154,32 @@ def dglp_matches_reference(student, data, batch_shape, d, dtype):
     expect_close_scaled(got, expected, diag_normal_terms(x, g.mean, g.log_var),
                         what="log-density (the handout: log N(x; mean, diag(exp(log_var))) = -0.5 * sum_d [ log(2 pi) "
                              "+ log_var_d + (x_d - mean_d)^2 / exp(log_var_d) ])")
+
+
+@checks.add("diag_gaussian_log_prob", "gradients with respect to x, mean and log_var match the closed form")
+@given(data=st.data(), batch_shape=shapes(min_dims=0, max_dims=2, max_side=4), d=st.integers(1, 4), dtype=dtypes())
+def dglp_gradients_match_reference(student, data, batch_shape, d, dtype):
+    shape = (*batch_shape, d)
+    g = data.draw(gaussians(shape, dtype, mean_bound=10.0, log_var_range=(-4, 4)), label="gaussian")
+    x = data.draw(tensors(shape, dtype, low=-10, high=10), label="x")
+    cot = data.draw(tensors(batch_shape, dtype, low=-2, high=2), label="cotangent")
+    r = student.call("diag_gaussian_log_prob", x, g.mean, g.log_var, wrt=(x, g.mean, g.log_var), cotangent=cot)
+    expect_tensor(r.value, shape=batch_shape, dtype=dtype, what="log-density")
+    xd, md, vd, cd = x.double(), g.mean.double(), g.log_var.double(), cot.double()[..., None]
+    z = (xd - md) * (-vd).exp()  # (x - mean) / var
+    expected = {
+        "x": -cd * z,
+        "mean": cd * z,
+        "log_var": cd * (-0.5 + 0.5 * (xd - md) ** 2 * (-vd).exp()),
+    }
+    # the size of the terms each gradient is made of (|cotangent| <= 2): float32 rounds them to ~1e-7 relative
+    scale = float(((xd - md) ** 2 * (-vd).exp()).abs().max() + z.abs().max() + 1) * 2
+    for name, t in (("x", x), ("mean", g.mean), ("log_var", g.log_var)):
+        grad = r.grad(t)
+        expect(grad is not None, f"no gradient reached {name} (the handout: keep everything differentiable; no "
+                                 ".detach() or .item())")
+        expect_close(grad, expected[name].to(dtype), what=f"d log N / d {name}",
+                     atol=(1e-5 if is_f32(dtype) else 1e-10) * scale)
 
 
 @checks.add("gmm_log_likelihood", "matches the reference (brute-force marginalisation), also 1e3 away from "

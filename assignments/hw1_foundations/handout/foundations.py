@@ -30,8 +30,8 @@ in [-30, 30], points far from every mixture component).
 #   defines them now;
 # - in a terminal: dgm-check-hw1-foundations foundations.py (or foundations.ipynb).
 #
-# What is graded: the functions below. The public checks (30 points) are the ones you
-# can see and run; hidden checks, which compare with the solution, grade the other 14
+# What is graded: the functions below. The public checks (27 points) are the ones you
+# can see and run; hidden checks, which compare with the solution, grade the other 17
 # points after you submit.
 
 from __future__ import annotations
