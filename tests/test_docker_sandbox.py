@@ -11,6 +11,7 @@ import os
 import pytest
 import torch
 
+from conftest import require_docker
 from grader.client import WorkerClient, WorkerFault
 from grader.sandbox.base import Limits, SandboxUnavailable
 
@@ -76,30 +77,7 @@ def spin():
 '''
 
 
-def _unavailable() -> str | None:
-    """Why these tests cannot run here (no daemon, no or outdated image), or None."""
-    try:
-        from grader.sandbox.docker import _client, check_image
-    except ImportError as exc:
-        return f"the docker sandbox cannot be imported: {exc}"
-    try:
-        api = _client(timeout=5)
-    except SandboxUnavailable as exc:
-        return f"{exc} (.ci/docker-setup.sh sets up Docker)"
-    try:
-        check_image(api, IMAGE)
-    except SandboxUnavailable as exc:
-        return str(exc)
-    finally:
-        api.close()
-    return None
-
-
-_REASON = _unavailable()
-if _REASON and os.environ.get("DGM_REQUIRE_DOCKER") == "1":  # CI: .ci/run set Docker up, so it must be there
-    raise RuntimeError(f"DGM_REQUIRE_DOCKER=1 but the docker sandbox is unavailable: {_REASON}")
-if _REASON:
-    pytest.skip(_REASON, allow_module_level=True)
+require_docker(IMAGE)
 
 from grader.sandbox.docker import DockerSandbox, docker_available  # noqa: E402
 
