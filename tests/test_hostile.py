@@ -510,20 +510,48 @@ def _state(pid: int) -> str:
         return "(Z)"
 
 
-@jailed
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
-def test_stopping_the_grader_ends_the_worker_and_keeps_the_checks_done(sig, marker, open_out_dir):
-    out = open_out_dir
+def start_hanging_grader(out: Path, marker: str, sandbox: str = "process") -> subprocess.Popen:
+    """`dgm-grade grade` of hang_until_killed.py, writing ``out``; returns once its hang began (the
+    marked child runs)."""
     sub = out.parent.parent / "sub" / "vae.py"
     sub.parent.mkdir()
     sub.write_text(attack("hang_until_killed", marker=marker))
     proc = subprocess.Popen([sys.executable, "-c", "from grader.cli import main; main()", "grade", str(sub),
-                             "--assignment", "hw2_vae", "--out", str(out), "--sandbox", "process", "--quiet",
+                             "--assignment", "hw2_vae", "--out", str(out), "--sandbox", sandbox, "--quiet",
                              "--timeout", "300"], cwd=sub.parent, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     try:
         assert wait_until(lambda: marker_processes(marker) or proc.poll() is not None, 240)
         assert proc.poll() is None, proc.communicate()
+    except BaseException:
+        proc.kill()
+        raise
+    return proc
+
+
+def check_stopped_by_sigterm(proc: subprocess.Popen, stderr: str, out: Path, marker: str) -> None:
+    """The grader stopped by SIGTERM during hang_until_killed's hang: exit 143, results.json with the checks
+    done (log_mean_exp's public ones) and the rest "not run"."""
+    assert proc.returncode == 128 + signal.SIGTERM, (proc.returncode, stderr)
+    assert "stopped by SIGTERM" in stderr and "internal error" not in stderr
+    data = check_results(out, marker)
+    tests = {t["name"].split(":")[0]: [] for t in data["tests"]}
+    for t in data["tests"]:
+        tests[t["name"].split(":")[0]].append(t)
+    lme_public = [t for t in tests["log_mean_exp"] if t["visibility"] == "visible"]
+    assert lme_public and all(t["status"] == "passed" for t in lme_public)  # done before the hang: kept
+    assert data["score"] == sum(t["max_score"] for t in lme_public) > 0
+    stopped = [t for t in data["tests"] if "not run: grading was stopped by SIGTERM" in t["output"]]
+    assert stopped[0]["name"].startswith("negative_elbo_bound") and stopped[-1] == data["tests"][-1]
+    assert "stopped by SIGTERM" in data["output"]
+
+
+@jailed
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_stopping_the_grader_ends_the_worker_and_keeps_the_checks_done(sig, marker, open_out_dir):
+    out = open_out_dir
+    proc = start_hanging_grader(out, marker)
+    try:
         tree = descendants(proc.pid)  # bwrap or unshare, the namespace's PID 1, python (the worker), its child
         assert len(tree) >= 3, tree
         held = [Path(link) for link in _open_files(proc.pid) if Path(link).name.startswith("dgm-session-")]
@@ -540,18 +568,7 @@ def test_stopping_the_grader_ends_the_worker_and_keeps_the_checks_done(sig, mark
         Session({}).remove()
         assert all(not p.exists() and not p.with_suffix("").exists() for p in held), held
         return
-    assert proc.returncode == 128 + sig, (proc.returncode, stderr)
-    assert "stopped by SIGTERM" in stderr and "internal error" not in stderr
-    data = check_results(out, marker)
-    tests = {t["name"].split(":")[0]: [] for t in data["tests"]}
-    for t in data["tests"]:
-        tests[t["name"].split(":")[0]].append(t)
-    lme_public = [t for t in tests["log_mean_exp"] if t["visibility"] == "visible"]
-    assert lme_public and all(t["status"] == "passed" for t in lme_public)  # done before the hang: kept
-    assert data["score"] == sum(t["max_score"] for t in lme_public) > 0
-    stopped = [t for t in data["tests"] if "not run: grading was stopped by SIGTERM" in t["output"]]
-    assert stopped[0]["name"].startswith("negative_elbo_bound") and stopped[-1] == data["tests"][-1]
-    assert "stopped by SIGTERM" in data["output"]
+    check_stopped_by_sigterm(proc, stderr, out, marker)
 
 
 def _open_files(pid: int) -> list[str]:
