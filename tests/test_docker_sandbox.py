@@ -176,6 +176,33 @@ def test_infinite_loop_times_out_and_container_goes(fresh, sandbox):
     assert torch.equal(fresh.call("add", (a, a)).value, 2 * a)
 
 
+def test_a_hung_worker_ends_with_its_graders_connection(sandbox):
+    """A grader killed with SIGKILL removes nothing, and its worker may hang in student code, never reading the
+    stdin the daemon closed: the container's PID 1 ends the container at that hang-up."""
+    import time
+
+    from grader.sandbox.base import Session
+    from grader.worker import protocol
+
+    session = Session({"student.py": b"import time\ntime.sleep(600)\n"})
+    worker = sandbox.start(session)
+    try:
+        deadline = time.monotonic() + 120
+        worker.write(protocol.pack_frame({"op": "ping"}), deadline)
+        protocol.read_frame(lambda n: worker.read_exact(n, deadline), 1 << 20)  # torch imported: the worker reads
+        worker.write(protocol.pack_frame({"op": "load", "module": "student"}), deadline)  # and hangs importing it
+        time.sleep(1)
+        for s in (worker._sock, worker._raw):  # what the kernel does to a grader that dies
+            s.close()
+        deadline = time.monotonic() + 15
+        while _exists(sandbox, worker.container_id):
+            assert time.monotonic() < deadline, "the container outlived its grader's connection"
+            time.sleep(0.2)
+    finally:
+        worker.kill()
+        session.remove()
+
+
 def test_close_removes_every_container():
     sb = DockerSandbox(LIMITS, image=IMAGE)
     clients = [WorkerClient(sb, {"student.py": STUDENT}, "student") for _ in range(2)]

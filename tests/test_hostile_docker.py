@@ -19,8 +19,8 @@ Where the process sandbox's expectation is its own, the Docker one instead:
 - file-system sizes (fill_disk.py, write_outside.py): /work (its own directory) and /tmp are tmpfs
   mounts of the limits' size, /dev/shm is Docker's (64 MB), /var/tmp is on the read-only root;
 - the grader stopped with SIGKILL (hang_until_killed.py): nothing of the grader is left to remove
-  its container, whose hung worker never reads its closed stdin; the next Docker sandbox made on
-  the host removes it (``remove_stale``);
+  its container; the container's PID 1 ends it when the daemon closes its stdin, even while the
+  worker hangs in student code (grader/sandbox/docker.py, SUPERVISE);
 - no equivalent: the no-namespace and unshare fallbacks, bubblewrap's allow-list, the worker uid
   lock, the session lock held by the grader (the container holds its own files).
 
@@ -345,10 +345,10 @@ def test_raw_syscalls_change_nothing_and_leave_no_process(marker):
     g = docker("ctypes_syscalls", ONE_BER, marker)
     assert points(g, "log_mean_exp") == LME_POINTS and points(g, "log_bernoulli_with_logits") == 0
     tried = ast.literal_eval(outputs(g).split("syscalls: ")[1].split("\n")[0])
-    assert tried["setuid(0)"] == -1 and tried["ptrace(parent)"] < 0, tried  # EPERM; no parent to attach to
-    # the worker is the container's PID 1 (so ptrace of its parent, pid 0: ESRCH): kill(1, SIGKILL) is sent to
-    # itself and succeeds, and the kernel drops it (a namespace's init gets only the signals it handles)
-    assert tried["kill(1)"] == 0, tried
+    assert tried["setuid(0)"] == -1 and tried["ptrace(parent)"] == -1, tried  # EPERM (its parent is not dumpable)
+    # its parent is the container's PID 1: kill(1, SIGKILL) succeeds, and the kernel drops the signal (a PID
+    # namespace's init gets only the signals it handles); the worker's supervisor lives on
+    assert tried["kill(1)"] == 0 and only(g, "log_bernoulli_with_logits")[0].kind == "wrong", tried  # it returned
 
 
 @ALL_ONLY
@@ -394,10 +394,7 @@ def test_stopping_the_grader_removes_its_container_and_keeps_the_checks_done(sig
         _, stderr = proc.communicate(timeout=60)
     finally:
         proc.kill()
-    if sig == signal.SIGKILL:
-        # nothing of the grader is left to remove its container, and its hung worker never reads the stdin
-        # that closed with it: the next Docker sandbox made on this host removes it
-        DockerSandbox(Limits()).close()
+    # after SIGKILL nothing of the grader removes the container: its PID 1 ends it when its stdin closes
     assert wait_until(lambda: not containers(proc.pid), 10), containers(proc.pid)
     assert wait_until(lambda: not marker_processes(marker), 10), marker_processes(marker)
     if sig == signal.SIGTERM:
