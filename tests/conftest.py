@@ -56,6 +56,37 @@ def grade_with():
     return grade_source
 
 
+def docker_unavailable(image: str) -> str | None:
+    """Why the Docker sandbox cannot run here (no daemon, no or outdated image), or None."""
+    from grader.sandbox.base import SandboxUnavailable
+
+    try:
+        from grader.sandbox.docker import _client, check_image
+    except ImportError as exc:
+        return f"the docker sandbox cannot be imported: {exc}"
+    try:
+        api = _client(timeout=5)
+    except SandboxUnavailable as exc:
+        return f"{exc} (.ci/docker-setup.sh sets up Docker)"
+    try:
+        check_image(api, image)
+    except SandboxUnavailable as exc:
+        return str(exc)
+    finally:
+        api.close()
+    return None
+
+
+def require_docker(image: str = "dgm-grade:latest") -> None:
+    """At the top of a module of Docker tests (marked docker): skip the module, with the reason, when the
+    daemon or the grading image is missing; under DGM_REQUIRE_DOCKER=1 (CI: .ci/run set Docker up) fail."""
+    reason = docker_unavailable(image)
+    if reason and os.environ.get("DGM_REQUIRE_DOCKER") == "1":
+        raise RuntimeError(f"DGM_REQUIRE_DOCKER=1 but the docker sandbox is unavailable: {reason}")
+    if reason:
+        pytest.skip(reason, allow_module_level=True)
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--validate-all", action="store_true", default=False,
                      help="tests/test_mutate.py: `dgm-grade validate ID --quick` in full for every assignment "
@@ -66,6 +97,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--gradescope-all", action="store_true", default=False,
                      help="tests/test_gradescope.py: every assignment's autograder under Gradescope's limits "
                           "(about 10 minutes), and docs/gradescope.md's table refreshed")
+    parser.addoption("--hostile-docker-all", action="store_true", default=False,
+                     help="tests/test_hostile_docker.py: every attack of tests/hostile/ against the Docker sandbox, "
+                          "not only the few most likely to differ from the process sandbox (about 10 min on 2 cores)")
     parser.addoption("--student-bundle-all", action="store_true", default=False,
                      help="tests/test_student_bundle.py: every assignment's student bundle grades its samples and "
                           "the `validate --quick` mutants with the verdicts of `grade` (about an hour on 2 cores)")
@@ -75,6 +109,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 SECURITY_SUITES = {
     "tests/test_hostile.py": "hostile submissions and faults, process sandbox",
     "tests/test_docker_sandbox.py": "attacks on the Docker sandbox",
+    "tests/test_hostile_docker.py": "hostile submissions, Docker sandbox",
     "tests/test_gradescope.py": "simulated Gradescope (hostile upload included)",
 }
 
@@ -119,6 +154,9 @@ def pytest_terminal_summary(terminalreporter) -> None:
     from grader.sandbox.process import jail_kind
 
     terminalreporter.write_sep("-", "security figures (docs/security.md)")
+    every = terminalreporter.config.getoption("--hostile-docker-all")
     for suite, (ok, total) in counts.items():
         where = f" ({jail_kind()[0] or 'no'} jail)" if suite.endswith("test_hostile.py") else ""
+        if suite.endswith("test_hostile_docker.py"):
+            where = " (every attack)" if every else " (CI's few; every attack: --hostile-docker-all)"
         terminalreporter.write_line(f"{SECURITY_SUITES[suite]}{where}: {ok}/{total} held")

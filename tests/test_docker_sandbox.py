@@ -11,6 +11,7 @@ import os
 import pytest
 import torch
 
+from conftest import require_docker
 from grader.client import WorkerClient, WorkerFault
 from grader.sandbox.base import Limits, SandboxUnavailable
 
@@ -76,30 +77,7 @@ def spin():
 '''
 
 
-def _unavailable() -> str | None:
-    """Why these tests cannot run here (no daemon, no or outdated image), or None."""
-    try:
-        from grader.sandbox.docker import _client, check_image
-    except ImportError as exc:
-        return f"the docker sandbox cannot be imported: {exc}"
-    try:
-        api = _client(timeout=5)
-    except SandboxUnavailable as exc:
-        return f"{exc} (.ci/docker-setup.sh sets up Docker)"
-    try:
-        check_image(api, IMAGE)
-    except SandboxUnavailable as exc:
-        return str(exc)
-    finally:
-        api.close()
-    return None
-
-
-_REASON = _unavailable()
-if _REASON and os.environ.get("DGM_REQUIRE_DOCKER") == "1":  # CI: .ci/run set Docker up, so it must be there
-    raise RuntimeError(f"DGM_REQUIRE_DOCKER=1 but the docker sandbox is unavailable: {_REASON}")
-if _REASON:
-    pytest.skip(_REASON, allow_module_level=True)
+require_docker(IMAGE)
 
 from grader.sandbox.docker import DockerSandbox, docker_available  # noqa: E402
 
@@ -196,6 +174,33 @@ def test_infinite_loop_times_out_and_container_goes(fresh, sandbox):
     assert not _exists(sandbox, container_id)
     a = torch.ones(3)
     assert torch.equal(fresh.call("add", (a, a)).value, 2 * a)
+
+
+def test_a_hung_worker_ends_with_its_graders_connection(sandbox):
+    """A grader killed with SIGKILL removes nothing, and its worker may hang in student code, never reading the
+    stdin the daemon closed: the container's PID 1 ends the container at that hang-up."""
+    import time
+
+    from grader.sandbox.base import Session
+    from grader.worker import protocol
+
+    session = Session({"student.py": b"import time\ntime.sleep(600)\n"})
+    worker = sandbox.start(session)
+    try:
+        deadline = time.monotonic() + 120
+        worker.write(protocol.pack_frame({"op": "ping"}), deadline)
+        protocol.read_frame(lambda n: worker.read_exact(n, deadline), 1 << 20)  # torch imported: the worker reads
+        worker.write(protocol.pack_frame({"op": "load", "module": "student"}), deadline)  # and hangs importing it
+        time.sleep(1)
+        for s in (worker._sock, worker._raw):  # what the kernel does to a grader that dies
+            s.close()
+        deadline = time.monotonic() + 15
+        while _exists(sandbox, worker.container_id):
+            assert time.monotonic() < deadline, "the container outlived its grader's connection"
+            time.sleep(0.2)
+    finally:
+        worker.kill()
+        session.remove()
 
 
 def test_close_removes_every_container():

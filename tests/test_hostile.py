@@ -69,9 +69,9 @@ def attack(name: str, **subs: object) -> str:
 
 
 def grade_text(source: str, ids: tuple[str, ...], *, timeout: float | None = None,
-               import_timeout: float | None = None, sandbox=None, **limits: float) -> Grade:
-    """Grade module source in the process sandbox on the checks named ``ids`` (no shrinking);
-    ``limits``: fields of the assignment's [limits] to change."""
+               import_timeout: float | None = None, sandbox=None, kind: str = "process", **limits: float) -> Grade:
+    """Grade module source on the checks named ``ids`` (no shrinking), in ``sandbox`` or a new sandbox
+    of ``kind`` ("process", "docker"); ``limits``: fields of the assignment's [limits] to change."""
     assignment = load_assignment("hw2_vae")
     if import_timeout is not None:
         limits["import_timeout_s"] = import_timeout
@@ -81,7 +81,7 @@ def grade_text(source: str, ids: tuple[str, ...], *, timeout: float | None = Non
     checks = [c for c in assignment.checks if c.id in ids]
     assert len(checks) == len(ids), ids
     sub = submission_from_bytes(source.encode(), "vae")
-    return grade(assignment, sub, sandbox=sandbox or make_sandbox(assignment, kind="process"), checks=checks,
+    return grade(assignment, sub, sandbox=sandbox or make_sandbox(assignment, kind=kind), checks=checks,
                  timeout=timeout, shrink=False)
 
 
@@ -148,20 +148,29 @@ def wait_until(condition, seconds: float) -> bool:
     return condition()
 
 
-@pytest.fixture
-def marker():
-    """A unique string per test; after it: no file, process or protected-file change,
-    and the next submission (the reference) grades normally."""
-    before = protected_files()
-    mark = f"dgmhostile{uuid.uuid4().hex[:12]}"
-    yield mark
+def new_marker() -> str:
+    return f"dgmhostile{uuid.uuid4().hex[:12]}"
+
+
+def assert_contained(mark: str, before: set[Path], kind: str = "process") -> None:
+    """After an attack that wrote ``mark``: no file, process or protected-file change (``before``: the
+    protected files before it), and the next submission (the reference) grades normally in ``kind``."""
     assert before <= protected_files(), "an attack deleted or renamed a grader, check, reference or test file"
     assert marked_files(mark) == [], "an attack wrote into the checkout"
     assert wait_until(lambda: not marker_processes(mark), 5), marker_processes(mark)
     assert marker_files(mark) == []
-    nxt = grade_text(REFERENCE, NEXT)  # the next submission
+    nxt = grade_text(REFERENCE, NEXT, kind=kind)  # the next submission
     assert [r.output for r in nxt.results if not r.passed] == []
     assert nxt.score == nxt.max_score == 2
+
+
+@pytest.fixture
+def marker():
+    """A unique string per test; after it, what ``assert_contained`` checks."""
+    before = protected_files()
+    mark = new_marker()
+    yield mark
+    assert_contained(mark, before)
 
 
 # ------------------------------------------------------------------ import-time attacks
@@ -227,12 +236,12 @@ def test_fork_bomb_is_bounded_and_leaves_no_process(marker):
 
 
 # ------------------------------------------------------------------ forging results
-def run_cli(source: str, out: Path, *extra: str) -> subprocess.CompletedProcess:
+def run_cli(source: str, out: Path, *extra: str, sandbox: str = "process") -> subprocess.CompletedProcess:
     sub = out.parent.parent / f"sub-{out.parent.name}" / "vae.py"
     sub.parent.mkdir(exist_ok=True)
     sub.write_text(source)
     cmd = [sys.executable, "-c", "from grader.cli import main; main()", "grade", str(sub), "--assignment", "hw2_vae", "--out", str(out),
-           "--sandbox", "process", "--quiet", *extra]
+           "--sandbox", sandbox, "--quiet", *extra]
     return subprocess.run(cmd, cwd=sub.parent, capture_output=True, text=True, timeout=300)
 
 
@@ -501,20 +510,48 @@ def _state(pid: int) -> str:
         return "(Z)"
 
 
-@jailed
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
-def test_stopping_the_grader_ends_the_worker_and_keeps_the_checks_done(sig, marker, open_out_dir):
-    out = open_out_dir
+def start_hanging_grader(out: Path, marker: str, sandbox: str = "process") -> subprocess.Popen:
+    """`dgm-grade grade` of hang_until_killed.py, writing ``out``; returns once its hang began (the
+    marked child runs)."""
     sub = out.parent.parent / "sub" / "vae.py"
     sub.parent.mkdir()
     sub.write_text(attack("hang_until_killed", marker=marker))
     proc = subprocess.Popen([sys.executable, "-c", "from grader.cli import main; main()", "grade", str(sub),
-                             "--assignment", "hw2_vae", "--out", str(out), "--sandbox", "process", "--quiet",
+                             "--assignment", "hw2_vae", "--out", str(out), "--sandbox", sandbox, "--quiet",
                              "--timeout", "300"], cwd=sub.parent, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     try:
         assert wait_until(lambda: marker_processes(marker) or proc.poll() is not None, 240)
         assert proc.poll() is None, proc.communicate()
+    except BaseException:
+        proc.kill()
+        raise
+    return proc
+
+
+def check_stopped_by_sigterm(proc: subprocess.Popen, stderr: str, out: Path, marker: str) -> None:
+    """The grader stopped by SIGTERM during hang_until_killed's hang: exit 143, results.json with the checks
+    done (log_mean_exp's public ones) and the rest "not run"."""
+    assert proc.returncode == 128 + signal.SIGTERM, (proc.returncode, stderr)
+    assert "stopped by SIGTERM" in stderr and "internal error" not in stderr
+    data = check_results(out, marker)
+    tests = {t["name"].split(":")[0]: [] for t in data["tests"]}
+    for t in data["tests"]:
+        tests[t["name"].split(":")[0]].append(t)
+    lme_public = [t for t in tests["log_mean_exp"] if t["visibility"] == "visible"]
+    assert lme_public and all(t["status"] == "passed" for t in lme_public)  # done before the hang: kept
+    assert data["score"] == sum(t["max_score"] for t in lme_public) > 0
+    stopped = [t for t in data["tests"] if "not run: grading was stopped by SIGTERM" in t["output"]]
+    assert stopped[0]["name"].startswith("negative_elbo_bound") and stopped[-1] == data["tests"][-1]
+    assert "stopped by SIGTERM" in data["output"]
+
+
+@jailed
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_stopping_the_grader_ends_the_worker_and_keeps_the_checks_done(sig, marker, open_out_dir):
+    out = open_out_dir
+    proc = start_hanging_grader(out, marker)
+    try:
         tree = descendants(proc.pid)  # bwrap or unshare, the namespace's PID 1, python (the worker), its child
         assert len(tree) >= 3, tree
         held = [Path(link) for link in _open_files(proc.pid) if Path(link).name.startswith("dgm-session-")]
@@ -531,18 +568,7 @@ def test_stopping_the_grader_ends_the_worker_and_keeps_the_checks_done(sig, mark
         Session({}).remove()
         assert all(not p.exists() and not p.with_suffix("").exists() for p in held), held
         return
-    assert proc.returncode == 128 + sig, (proc.returncode, stderr)
-    assert "stopped by SIGTERM" in stderr and "internal error" not in stderr
-    data = check_results(out, marker)
-    tests = {t["name"].split(":")[0]: [] for t in data["tests"]}
-    for t in data["tests"]:
-        tests[t["name"].split(":")[0]].append(t)
-    lme_public = [t for t in tests["log_mean_exp"] if t["visibility"] == "visible"]
-    assert lme_public and all(t["status"] == "passed" for t in lme_public)  # done before the hang: kept
-    assert data["score"] == sum(t["max_score"] for t in lme_public) > 0
-    stopped = [t for t in data["tests"] if "not run: grading was stopped by SIGTERM" in t["output"]]
-    assert stopped[0]["name"].startswith("negative_elbo_bound") and stopped[-1] == data["tests"][-1]
-    assert "stopped by SIGTERM" in data["output"]
+    check_stopped_by_sigterm(proc, stderr, out, marker)
 
 
 def _open_files(pid: int) -> list[str]:
@@ -574,13 +600,17 @@ def test_py_too_deep_for_python_fails_every_check_with_the_reason(tmp_path):
     assert "vae.py could not be read: the code is nested too deeply" in data["output"]
 
 
+def grade_notebook(text: str, ids: tuple[str, ...], kind: str = "process") -> Grade:
+    """Grade notebook text, read as an uploaded vae.ipynb, on the checks named ``ids`` in a sandbox of ``kind``."""
+    assignment = load_assignment("hw2_vae")
+    sub = submission_from_bytes(text.encode(), "vae", functions=assignment.config.functions, name="vae.ipynb")
+    return grade(assignment, sub, sandbox=make_sandbox(assignment, kind=kind),
+                 checks=[c for c in assignment.checks if c.id in ids], shrink=False)
+
+
 @jailed
 def test_notebook_cell_too_deep_for_python_is_skipped_with_a_note():
-    assignment = load_assignment("hw2_vae")
-    text = (HOSTILE / "deep_expression.ipynb").read_text().replace("__DEEP__", DEEP)
-    sub = submission_from_bytes(text.encode(), "vae", functions=assignment.config.functions, name="vae.ipynb")
-    g = grade(assignment, sub, sandbox=make_sandbox(assignment, kind="process"),
-              checks=[c for c in assignment.checks if c.id in LME_BER], shrink=False)
+    g = grade_notebook(notebook("deep_expression", deep=DEEP), LME_BER)
     assert points(g, "log_mean_exp") == LME_POINTS and points(g, "log_bernoulli_with_logits") == 0
     assert any("code cell 2 could not be compiled: the code is nested too deeply" in n for n in g.notes), g.notes
     ber = [r for r in g.results if r.check.function == "log_bernoulli_with_logits"]
@@ -772,14 +802,14 @@ def test_forged_reports_of_inputs_and_gradients_are_checked_by_the_judge(marker)
 
 
 # ------------------------------------------------------------------ uploads that cost the judge (issue 11)
-def grade_upload(path: Path) -> tuple[dict, float]:
-    """What `grade` runs for an upload (api.run_grading, then write_results), in process: results.json's
-    data, and the seconds it took. A submission the judge refuses starts no worker."""
+def grade_upload(path: Path, sandbox: str = "process") -> tuple[dict, float]:
+    """What `grade` runs for an upload (api.run_grading, then write_results), in process, with workers of
+    ``sandbox``: results.json's data, and the seconds it took. A submission the judge refuses runs no student code."""
     from grader.api import run_grading
     from grader.results import write_results
 
     start = time.monotonic()
-    g = run_grading(submission=path, assignment_id="hw2_vae", hidden=True, sandbox="process")
+    g = run_grading(submission=path, assignment_id="hw2_vae", hidden=True, sandbox=sandbox)
     write_results(g, path.parent / "results.json")
     return json.loads((path.parent / "results.json").read_text()), time.monotonic() - start
 
@@ -815,8 +845,8 @@ ZIP_BOMBS = {  # zip_bomb.py's docstring says what each is -> the reason every c
 }
 
 
-@pytest.mark.parametrize("bomb", list(ZIP_BOMBS))
-def test_zip_bombs_are_refused_before_they_expand(bomb, tmp_path):
+def zip_bomb(bomb: str, folder: Path) -> Path:
+    """zip_bomb.py in the zip ``bomb`` (a key of ZIP_BOMBS), written to ``folder``."""
     source = (HOSTILE / "zip_bomb.py").read_bytes()
     entries = [("vae.py", zlib.compress(source)[2:-4], zlib.crc32(source), len(source))]
     if bomb == "100k files":
@@ -824,9 +854,14 @@ def test_zip_bombs_are_refused_before_they_expand(bomb, tmp_path):
     else:
         data, crc = deflated_zeros(2048)
         entries.append(("data.bin", data, crc, 2048 << 20 if bomb == "gigabytes" else 1000))
-    path = tmp_path / "vae.zip"
+    path = folder / "vae.zip"
     path.write_bytes(zip_of(entries))
-    data, seconds = grade_upload(path)
+    return path
+
+
+@pytest.mark.parametrize("bomb", list(ZIP_BOMBS))
+def test_zip_bombs_are_refused_before_they_expand(bomb, tmp_path):
+    data, seconds = grade_upload(zip_bomb(bomb, tmp_path))
     assert data["score"] == 0 and len(data["tests"]) > 0  # honest part: a submission that cannot be loaded scores 0
     assert all(ZIP_BOMBS[bomb] in t["output"] for t in data["tests"]), data["tests"][0]["output"]
     assert seconds < 30, seconds  # no expansion, no parsing of 10^5 entries (10^6 took 40 s before the bound)
@@ -846,20 +881,28 @@ def many_cells(count: int, cell: str) -> str:
     return json.dumps(nb)
 
 
-@pytest.mark.parametrize("attack_name, reason", [
-    ("10^5 cells", "vae.ipynb has 100,002 cells, more than the 5,000 the grader reads"),
-    ("10^5 lines in a cell", "the code cells of vae.ipynb hold 100,009 lines, more than the 20,000 the grader converts"),
-    ("100 MB output", "vae.ipynb is larger than 64 MB"),
-], ids=["cells", "lines", "output"])
-def test_notebooks_too_large_to_convert_are_refused_at_once(attack_name, reason, tmp_path):
-    path = tmp_path / "vae.ipynb"
+HUGE_NOTEBOOKS = {  # many_cells.ipynb and huge_output.ipynb, made large -> the reason every check must give
+    "10^5 cells": "vae.ipynb has 100,002 cells, more than the 5,000 the grader reads",
+    "10^5 lines in a cell": "the code cells of vae.ipynb hold 100,009 lines, more than the 20,000 the grader converts",
+    "100 MB output": "vae.ipynb is larger than 64 MB",
+}
+
+
+def huge_notebook(attack_name: str, folder: Path) -> Path:
+    """The notebook ``attack_name`` (a key of HUGE_NOTEBOOKS), written to ``folder``."""
+    path = folder / "vae.ipynb"
     if attack_name == "10^5 cells":
         path.write_text(many_cells(100_000, "x = 1\n"))
     elif attack_name == "10^5 lines in a cell":
         path.write_text(many_cells(1, "x = 1\n" * 100_000))
     else:
         path.write_text(notebook("huge_output", output=json.dumps("x" * 100_000_000)[1:-1]))
-    data, seconds = grade_upload(path)
+    return path
+
+
+@pytest.mark.parametrize("attack_name, reason", list(HUGE_NOTEBOOKS.items()), ids=["cells", "lines", "output"])
+def test_notebooks_too_large_to_convert_are_refused_at_once(attack_name, reason, tmp_path):
+    data, seconds = grade_upload(huge_notebook(attack_name, tmp_path))
     assert data["score"] == 0 and len(data["tests"]) > 0  # refused: every check says why
     assert all(reason in t["output"] for t in data["tests"]), data["tests"][0]["output"]
     assert seconds < 30, seconds  # a minute (10^5 cells) and hours (10^5 lines, quadratic) before the bounds

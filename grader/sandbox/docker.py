@@ -17,9 +17,11 @@ remote daemon and needs no file ownership tricks on the host.
 
 Every container carries the labels ``dgm-grade=1``, ``dgm-grade.run=<id>``,
 ``dgm-grade.pid``/``dgm-grade.host`` and is removed on ``kill``, on
-``DockerSandbox.close``, on errors, at interpreter exit and on SIGINT/SIGTERM;
-containers left by a grader that died (SIGKILL) are removed by the next
-sandbox created on the same host.
+``DockerSandbox.close``, on errors, at interpreter exit and on SIGINT/SIGTERM.
+A grader that dies (SIGKILL) removes nothing: its container's PID 1, which runs
+the worker as its child, ends the container when the daemon closes its stdin,
+even while student code hangs (``SUPERVISE``); containers left all the same
+are removed by the next sandbox created on the same host.
 """
 from __future__ import annotations
 
@@ -72,7 +74,49 @@ with tarfile.open(fileobj=io.BytesIO(_take(int.from_bytes(_take(8), "big")))) as
     _t.extractall("/work", **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
 del _t, _take
 """
-BOOT = UNPACK + WORKER_BOOT + "\n"
+# Then the container's PID 1 forks the worker and stays behind as its supervisor, so that a container
+# never outlives its grader: when the grader is gone (even by SIGKILL, which no hook of it sees) the
+# daemon closes the container's stdin, and PID 1 exits at that hang-up, which ends every process of the
+# container (auto_remove then removes it). The worker alone would notice only at its next read, never
+# while student code hangs. PID 1 exits with the worker too (its exit status, 128 + a signal's number),
+# and reaps what the worker leaves to it. Student code (same uid) cannot stop it: signals from inside
+# the container reach PID 1 only where it handles them (SIGCHLD, which just wakes it), and it is not
+# dumpable (no ptrace, no /proc/1/fd). A worker that reopens its own end of stdin for writing keeps the
+# hang-up from coming: then the next Docker sandbox made on the host removes the container
+# (``remove_stale``), as before.
+SUPERVISE = """\
+_worker = os.fork()
+if _worker:
+    import ctypes, select, signal
+    ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _wake, _woken = os.pipe()
+    os.set_blocking(_woken, False)
+    signal.set_wakeup_fd(_woken)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    os.close(1)
+    os.close(2)
+    _poll = select.poll()
+    _poll.register(0, 0)  # hang-up only: stdin is the worker's to read
+    _poll.register(_wake, select.POLLIN)
+    while True:
+        while True:
+            try:
+                _pid, _status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                os._exit(1)
+            if not _pid:
+                break
+            if _pid == _worker:
+                _code = os.waitstatus_to_exitcode(_status)
+                os._exit(128 - _code if _code < 0 else _code)
+        for _fd, _event in _poll.poll():
+            if _fd == 0:
+                os._exit(137)
+            os.read(_wake, 512)
+del _worker
+"""
+BOOT = UNPACK + SUPERVISE + WORKER_BOOT + "\n"
 
 
 # ---------------------------------------------------------------- daemon access
