@@ -87,18 +87,19 @@ SPECIAL_CASE_ANSWERS = ("oracle_only", "symmetries_only", "penalty_unit_critic",
 
 
 def test_special_case_answers_earn_nothing_from_the_public_checks():
-    """Right only at D*, only with the symmetries, only for unit-norm critics, only for F = G^-1: every check
-    they pass is gated by the public value pin (exact gradients, the closed forms), so `check` gives 0 too."""
+    """Right only at D*, only with the symmetries, only for unit-norm critics, only for F = G^-1: every public
+    check they pass is gated by the hidden value pins (no public check pins these one-line definitions: the
+    gradient checks compare with the code's own values), so they earn no public point under `grade`."""
     folder = ROOT / "assignments" / "hw4_gan" / "degenerate"
     fragments = [(folder / f"{name}.py").read_text() for name in SPECIAL_CASE_ANSWERS]
     functions = {n for f in fragments for n in defined_names(f) if not n.startswith("_")}
     source = GAN
     for fragment in fragments:
         source = with_fragment(source, fragment)
-    assignment = load_assignment("hw4_gan", hidden=False)
+    assignment = load_assignment("hw4_gan")
     result = grade(assignment, submission_from_bytes(source.encode(), "gan"),
                    sandbox=make_sandbox(assignment, kind="process"),
                    checks=[c for c in assignment.checks if c.function in functions], shrink=False)
-    earned = {r.check.name: r.score for r in result.results if r.score}
+    earned = {r.check.name: r.score for r in result.results if r.score and not r.check.hidden}
     assert not earned, earned
     assert {r.check.function for r in result.results if r.gated_by} == functions  # each passes a special case

@@ -6,8 +6,11 @@ are the value pins that need the functions' definitions: each loss on generic
 losses, on logits from -100 to 100 in float32 and float64), random MLP
 critics (vectors and images) for the gradient penalty, and affine maps
 between spaces of different dimension and MLP maps for the cycle loss. The
-reference always runs in float64. The public checks of special cases and
-symmetries count only when these pass (``requires`` in checks_public.py).
+reference always runs in float64. Besides, closed forms on special inputs:
+the penalty and its parameter gradients for linear and quadratic critics,
+and the cycle loss and its gradients for affine maps whose cycles are
+translations. Every public check counts only when these pass (``requires``
+in checks_public.py).
 """
 from __future__ import annotations
 
@@ -20,9 +23,11 @@ from grader.compare import expect, expect_close, expect_tensor
 from grader.strategies import dtypes
 from reference import gan as ref
 
-from .checks_public import EXTREME_LOGITS, draw_cycle_inputs
-from .models import (ARGUMENTS, BATCHES, DIFFERENTIABLE, STABILITY, draw_loss_inputs, expect_untouched,
-                     grad_tolerance, handout, linear_map, mlp_critic, mlp_map, value_tolerance)
+from .checks_public import (EXTREME_LOGITS, call_penalty, draw_cycle_inputs, draw_penalty_inputs, quadratic_setup,
+                            random_direction, rounded, shape_note)
+from .models import (ARGUMENTS, BATCHES, CREATE_GRAPH, DIFFERENTIABLE, STABILITY, draw_loss_inputs, expect_untouched,
+                     grad_tolerance, handout, linear_critic, linear_map, mlp_critic, mlp_map, quadratic_critic,
+                     translation_pair, value_tolerance)
 
 checks = Checks(hidden=True)
 
@@ -115,6 +120,68 @@ def gp_mlp_reference(student, dtype, batch_size, example_shape, critic_returns_c
                      atol=1e-5 if dtype == torch.float32 else 1e-10)
 
 
+def quadratic_critic_penalty(scale, center, real, fake, alpha) -> torch.Tensor:
+    """The penalty of c(x) = 0.5 sum scale (x - center)^2, whose input gradient is scale (x - center)."""
+    a = alpha.reshape(-1, *([1] * (real.dim() - 1)))
+    x_hat = a * real + (1 - a) * fake
+    norms = (scale * (x_hat - center)).flatten(1).norm(dim=1)
+    return ((norms - 1) ** 2).mean()
+
+
+@checks.add("gradient_penalty", "interpolates x_hat = alpha real + (1 - alpha) fake per example (quadratic critic)",
+            points=2)
+@given(data=st.data())
+def gp_quadratic_closed_form(student, data):
+    i = draw_penalty_inputs(data)
+    real, fake, alpha = i["real"], i["fake"], i["alpha"]
+    scale, center = quadratic_setup(tuple(real.shape[1:]), i["seed"])
+    critic = quadratic_critic(scale, center, real.dtype, i["column"])
+    r = call_penalty(student, critic, real, fake, alpha)
+    expected = quadratic_critic_penalty(scale.to(real.dtype).double(), center.to(real.dtype).double(), real.double(),
+                                        fake.double(), alpha.double())
+    expect_close(r.value, expected.to(real.dtype), atol=value_tolerance(real.dtype),
+                 what=f"gradient_penalty of c(x) = 0.5 sum scale (x - center)^2, whose gradient at x_hat is "
+                      f"scale (x_hat - center) ({shape_note(real, i['column'])}; {handout('gradient_penalty')})")
+
+
+@checks.add("gradient_penalty", "parameter gradients match the closed forms for a linear and a quadratic critic "
+                                "(create_graph=True)")
+@given(data=st.data())
+def gp_parameter_gradients_closed_form(student, data):
+    i = draw_penalty_inputs(data)
+    norm = data.draw(st.floats(0.05, 5.0), label="||w||")
+    real, fake, alpha, column, seed = i["real"], i["fake"], i["alpha"], i["column"], i["seed"]
+    dtype = real.dtype
+    # linear critic: d/dw (||w|| - 1)^2 = 2 (||w|| - 1) w / ||w||; the bias does not matter
+    w = (norm * random_direction(tuple(real.shape[1:]), seed)).to(dtype)
+    critic = linear_critic(w, 0.5, dtype, column)
+    r = student.call("gradient_penalty", critic, real, fake, alpha, wrt=(critic,))
+    expect_tensor(r.value, shape=(), dtype=dtype, what="gradient_penalty")
+    grads = r.grad(critic) or {}
+    expect(grads.get("weight") is not None, f"no gradient reached the critic's weights ({CREATE_GRAPH})")
+    wd = w.double()
+    expected = 2 * (wd.norm() - 1) * wd / wd.norm()
+    expect_close(grads["weight"], expected.to(dtype), atol=grad_tolerance(dtype),
+                 what=f"d penalty / d w of a linear critic (= 2 (||w|| - 1) w / ||w||, ||w|| = {wd.norm().item():.6g}; "
+                      f"{CREATE_GRAPH})")
+    if grads.get("bias") is not None:
+        expect_close(grads["bias"], torch.zeros((), dtype=dtype), atol=grad_tolerance(dtype),
+                     what="d penalty / d bias of a linear critic (the bias does not change the input gradient)")
+    # quadratic critic: the closed form differentiated here
+    scale, center = quadratic_setup(tuple(real.shape[1:]), seed + 1)
+    critic = quadratic_critic(scale, center, dtype, column)
+    r = student.call("gradient_penalty", critic, real, fake, alpha, wrt=(critic,))
+    grads = r.grad(critic) or {}
+    s = scale.to(dtype).double().requires_grad_(True)
+    c = center.to(dtype).double().requires_grad_(True)
+    d_scale, d_center = torch.autograd.grad(
+        quadratic_critic_penalty(s, c, real.double(), fake.double(), alpha.double()), (s, c))
+    for name, expected in (("scale", d_scale), ("center", d_center)):
+        expect(grads.get(name) is not None, f"no gradient reached the critic's {name} parameter ({CREATE_GRAPH})")
+        expect_close(grads[name], expected.to(dtype), atol=1e-5 if dtype == torch.float32 else 1e-10,
+                     what=f"d penalty / d {name} of c(x) = 0.5 sum scale (x - center)^2 ({CREATE_GRAPH})")
+
+
 # ---------------------------------------------------------------------- cycle_consistency_loss
 
 
@@ -163,3 +230,51 @@ def cycle_mlp_reference(student, dtype, D_x, D_y, B, B_y, maps_seed):
     x = (3 * torch.randn(B, D_x, generator=gen, dtype=torch.float64)).to(dtype)
     y = (3 * torch.randn(B_y, D_y, generator=gen, dtype=torch.float64)).to(dtype)
     compare_cycle(student, x, y, maps, what="MLP maps")
+
+
+def translation_gradients(maps: dict, x: torch.Tensor, y: torch.Tensor) -> dict[str, dict[str, torch.Tensor]]:
+    """Parameter gradients of the cycle loss where F(G(x)) - x = delta and G(F(y)) - y = epsilon are constant.
+
+    With r_x = A (W x + b) + c - x and r_y = W (A y + c) + b - y, d |r| / d r = sign(r) is constant, so each
+    gradient is sign(residual) times the mean input of the layer (x-cycle: mean over the rows of x, divided
+    by the D elements of a row; y-cycle likewise).
+    """
+    w, a, b, c = maps["W"], maps["A"], maps["b"], maps["c"]
+    d = w.shape[0]
+    sx, sy = maps["delta"].sign(), maps["epsilon"].sign()
+    x_rows, y_rows = x.double().reshape(-1, d), y.double().reshape(-1, d)
+    gx_mean = (x_rows @ w.T + b).mean(0)  # mean of G(x) over the rows
+    fy_mean = (y_rows @ a.T + c).mean(0)  # mean of F(y)
+    return {
+        "G": {"weight": (torch.outer(a.T @ sx, x_rows.mean(0)) + torch.outer(sy, fy_mean)) / d,
+              "bias": (a.T @ sx + sy) / d},
+        "F": {"weight": (torch.outer(sx, gx_mean) + torch.outer(w.T @ sy, y_rows.mean(0))) / d,
+              "bias": (sx + w.T @ sy) / d},
+    }
+
+
+@checks.add("cycle_consistency_loss", "equals mean |delta| + mean |W delta| and has the exact parameter gradients "
+                                      "when F(G(x)) = x + delta and G(F(y)) = y + W delta")
+@given(data=st.data())
+def cycle_translation_closed_form(student, data):
+    """Affine G(x) = W x + b and F(y) = W^-1 y + c: both cycles are translations, so every element of
+    |F(G(x)) - x| is |delta_i| for its coordinate i (and |(W delta)_i| for y), whatever x and y are."""
+    i = draw_cycle_inputs(data, same_dims=True)
+    x, y = i["x"], i["y"]
+    maps = translation_pair(x.shape[-1], x.dtype, torch.Generator().manual_seed(i["seed"]))
+    r = student.call("cycle_consistency_loss", x, y, maps["G"], maps["F"], wrt=(maps["G"], maps["F"]),
+                     return_inputs=True)
+    expected = maps["delta"].abs().mean() + maps["epsilon"].abs().mean()
+    expect_close(r.value, expected.to(x.dtype), atol=value_tolerance(x.dtype),
+                 what=f"cycle loss where F(G(x)) - x = delta = {rounded(maps['delta'])} and G(F(y)) - y = W delta = "
+                      f"{rounded(maps['epsilon'])} for every row (x {list(x.shape)}, y {list(y.shape)}; "
+                      f"{handout('cycle_consistency_loss')})")
+    expect_untouched(r, x=x, y=y)
+    for name, expected_grads in translation_gradients(maps, x, y).items():
+        grads = r.grad(maps[name]) or {}
+        for param, g_expected in expected_grads.items():
+            expect(grads.get(param) is not None, f"no gradient reached {name}'s {param}: call {name} on the tensors, "
+                                                 f"without .detach() or torch.no_grad() ({DIFFERENTIABLE})")
+            expect_close(grads[param], g_expected.to(x.dtype), atol=1e-5 if x.dtype == torch.float32 else 1e-10,
+                         what=f"d loss / d {name}.{param} (sign of each residual times the mean input of {name}, "
+                              f"from {handout('cycle_consistency_loss')})")

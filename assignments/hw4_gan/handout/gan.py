@@ -39,8 +39,8 @@ gradients with respect to the inputs, the critic's and the maps' parameters.
 #   them now;
 # - in a terminal: dgm-check-hw4-gan gan.py (or gan.ipynb).
 #
-# What is graded: the functions below. The public checks (31 points) are the ones you
-# can see and run; hidden checks, which compare with the solution, grade the other 23
+# What is graded: the functions below. The public checks (27 points) are the ones you
+# can see and run; hidden checks, which compare with the solution, grade the other 27
 # points after you submit.
 
 from __future__ import annotations
