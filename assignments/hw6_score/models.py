@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from grader.checks import Fixture
 from grader.compare import CheckFailed, expect, expect_tensor
+from grader.verify import expect_derivative
 from grader.worker.fixtures import build
 from grader.worker.fixtures.score import MLPEnergy, MLPScore
 
@@ -273,37 +274,28 @@ def vp_sampler_law(mean: torch.Tensor, var: torch.Tensor, n_steps: int, t_end: f
 
 
 def gradient_matches_differences(student, function: str, fixture: Fixture, args: tuple, *, what: str,
-                                 seed: int, step: float = 0.5, hint: str = ""):
-    """The student's gradient of ``function(fixture, *args)`` wrt each parameter of ``fixture`` is the
-    derivative of the student's own values: along a random direction u per parameter, the autograd
-    gradient . u equals (loss(w + step u) - loss(w - step u)) / (2 step), which is exact (up to
-    rounding) for a loss quadratic in the parameters (an affine score in DSM or SSM, a quadratic
-    energy in CD). float64 throughout. Consistency only: a check using this names its value pins
-    in ``requires`` (zeros pass it)."""
+                                 hint: str = ""):
+    """The student's gradient of ``function(fixture, *args)`` wrt the parameters of ``fixture`` is the
+    derivative of the student's own values (``grader/verify.py: expect_derivative``): every parameter
+    gets a gradient, and along a random direction drawn after the gradient is reported (from a keyed
+    seed the worker cannot know), the gradient's inner product with it matches Richardson-extrapolated
+    central differences of the student's values at nearby parameters, with a tolerance for rounding
+    and truncation that holds for any smooth loss. float64 throughout. Consistency only: a check
+    using this names its value pins in ``requires`` (zeros pass it). Returns the gradient call's
+    CallResult (it holds the inputs after the call)."""
     r = student.call(function, fixture, *args, wrt=(fixture,), return_inputs=True)
-    value = float(expect_tensor(r.value, shape=(), dtype=torch.float64, what=what))
-    grads = r.grad(fixture) or {}
-    gen = torch.Generator().manual_seed(seed)
+    expect_tensor(r.value, shape=(), dtype=torch.float64, what=what)
+    grads = r.grad(fixture)
+    grads = grads if isinstance(grads, dict) else {}
     for key, w in fixture.weights.items():
-        g = grads.get(key)
-        expect(g is not None, f"no gradient reached the parameter {key} of {fixture.name}: keep {what} "
-                              "differentiable (no .detach(), .item(), torch.no_grad() or numpy on the way)")
-        g = expect_tensor(g, shape=w.shape, what=f"d {what} / d {key}")
-        u = torch.randn(w.shape, generator=gen, dtype=torch.float64)
-
-        def at(h: float) -> float:
-            moved = Fixture(fixture.name, fixture.params, {**fixture.weights, key: w + h * u})
-            return float(expect_tensor(student.call(function, moved, *args).value, shape=(), dtype=torch.float64,
-                                       what=f"{what} with {key} moved by {h:g} u"))
-
-        plus, minus = at(step), at(-step)
-        differences = (plus - minus) / (2 * step)
-        autograd = float((g.double() * u).sum())
-        scale = max(abs(plus), abs(minus), abs(value), 1.0)
-        tol = 1e-6 * abs(differences) + 1e-10 * scale / step
-        expect(abs(autograd - differences) <= tol,
-               f"d {what} / d {key} along a random direction u: your gradient gives {autograd:.10g}, the central "
-               f"difference of your own values (loss(w + {step:g} u) - loss(w - {step:g} u)) / {2 * step:g} gives "
-               f"{differences:.10g} (exact here: the loss is quadratic in the parameters; tolerance {tol:.2g}). "
-               f"The gradient autograd computes is not the derivative of the value you return{hint}")
+        expect(grads.get(key) is not None, f"no gradient reached the parameter {key} of {fixture.name}: keep {what} "
+                                           "differentiable (no .detach(), .item(), torch.no_grad() or numpy on the "
+                                           f"way){hint}")
+        expect_tensor(grads[key], shape=w.shape, what=f"d {what} / d {key}")
+    try:
+        expect_derivative(student, function, (fixture, *args), r, fixture,
+                          what=f"the gradient of the {what} with respect to {fixture.name}'s parameters "
+                               f"({', '.join(fixture.weights)})")
+    except CheckFailed as exc:
+        raise CheckFailed(f"{exc}{hint}") from None
     return r
