@@ -282,7 +282,8 @@ def gradient_matches_differences(student, function: str, fixture: Fixture, args:
     central differences of the student's values at nearby parameters, with a tolerance for rounding
     and truncation that holds for any smooth loss. float64 throughout. Consistency only: a check
     using this names its value pins in ``requires`` (zeros pass it). Returns the gradient call's
-    CallResult (it holds the inputs after the call)."""
+    CallResult (it holds the inputs after the call). ``hint`` ends a mismatch's message (the usual
+    way to keep the value but lose part of the gradient)."""
     r = student.call(function, fixture, *args, wrt=(fixture,), return_inputs=True)
     expect_tensor(r.value, shape=(), dtype=torch.float64, what=what)
     grads = r.grad(fixture)
@@ -290,7 +291,7 @@ def gradient_matches_differences(student, function: str, fixture: Fixture, args:
     for key, w in fixture.weights.items():
         expect(grads.get(key) is not None, f"no gradient reached the parameter {key} of {fixture.name}: keep {what} "
                                            "differentiable (no .detach(), .item(), torch.no_grad() or numpy on the "
-                                           f"way){hint}")
+                                           "way)")
         expect_tensor(grads[key], shape=w.shape, what=f"d {what} / d {key}")
     try:
         expect_derivative(student, function, (fixture, *args), r, fixture,
