@@ -40,13 +40,6 @@ COMMON_LINES = {
     "x, mean, log_var = torch.broadcast_tensors(x.double(), mean.double(), log_var.double())":
         "hw1's models.diag_normal_terms (a tolerance scale) casts its arguments like an alternative does",
 }
-# Known public helpers that spell a graded function, reviewed and kept (docs/student.md): 'file: function'.
-ACCEPTED = {
-    "models.py: body of assignments/hw3_flows/alternatives/where_distributions.py:pixelcnn_mask":
-        "hw3's models.raster_window is the handout's spatial mask, which the public causality and "
-        "completeness checks need to pin pixelcnn_mask (moving them to hidden checks would leave the "
-        "function without a public value pin)",
-}
 TRIVIAL = re.compile(r"^(return \w+|return \(\w+(, \w+)*\)|\w+ = \w+|else:|try:|pass|raise NotImplementedError.*)$")
 MIN_LINE = 12  # shorter lines (`x = x.double()`) are too common to mean a copied solution
 LONG_LINE = 40  # a line this long found alone is a copy
@@ -139,7 +132,7 @@ def leaks(unpacked: Path, functions: dict[str, set[str]], needles: dict[str, str
             code = code_lines(text)
             found += [f"{rel}: body of {name} ({'; '.join(sorted(hits))[:200]})"
                       for name, telling in functions.items()
-                      if (hits := copied(telling, code)) and f"{path.name}: body of {name}" not in ACCEPTED]
+                      if (hits := copied(telling, code))]
         for needle, what in needles.items():
             pattern = rf"\b{re.escape(needle)}\b" if re.fullmatch(r"\w+", needle) else re.escape(needle)
             if re.search(pattern, text):
@@ -172,7 +165,7 @@ def test_each_bundle_holds_its_own_package_and_public_files_only(bundles):
         assert all(f.startswith((package, "dgm_grade_student_", "handout/")) for f in files), sorted(files)
         assignment_files = {f.rsplit("/", 1)[-1] for f in files if f.startswith(f"{package}assignments/{assignment_id}/")}
         assert {"checks_public.py", "config.toml", "bundle.toml"} <= assignment_files
-        assert not assignment_files & {"checks_hidden.py", EQUIVALENT_FILE, "training.py"}
+        assert not assignment_files & {"checks_hidden.py", EQUIVALENT_FILE, "training.py", "closed_forms.py"}
         assert not [f for f in files if re.search(r"/(reference|alternatives|degenerate|batch)/|/(cli|validate|mutate|"
                                                     r"handout|degenerate|gradescope|student)\.py$", f)]
         others = [i for i in assignment_ids() if i != assignment_id]
