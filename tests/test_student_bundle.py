@@ -1,7 +1,8 @@
 """The student bundle (grader/deploy/student.py): nothing secret inside, the same verdicts as `grade`.
 
 1. Leaks: every assignment's bundle is built and unpacked, and its files are searched for
-   every line of a reference or alternative solution's function bodies, every hidden check's
+   every line of a reference or alternative solution's function bodies (and of the hidden-only
+   helpers in closed_forms.py, which compute graded values by another route), every hidden check's
    id and name, every constant checks_hidden.py defines, and every equivalent mutant.
 2. Same verdicts: hw2's bundle is installed in a fresh venv (its dependencies: this venv's,
    through a .pth, so no network) and grades the sample submissions and a few mutants of
@@ -115,9 +116,11 @@ def hidden_needles(assignment_id: str) -> dict[str, str]:
 
 
 def solutions() -> dict[str, set[str]]:
-    """The functions of every reference and alternative solution, all assignments (``solution_functions``)."""
+    """The functions of every reference and alternative solution, and of the hidden-only helpers that compute
+    a graded function's value by another route (closed_forms.py), all assignments (``solution_functions``)."""
     functions: dict[str, set[str]] = {}
-    for path in sorted((ROOT / "reference").glob("*.py")) + sorted(ROOT.glob("assignments/*/alternatives/*.py")):
+    for path in (sorted((ROOT / "reference").glob("*.py")) + sorted(ROOT.glob("assignments/*/alternatives/*.py"))
+                 + sorted(ROOT.glob("assignments/*/closed_forms.py"))):
         functions.update(solution_functions(path))
     return functions
 
@@ -193,6 +196,16 @@ def test_the_leak_scan_finds_a_copied_solution_and_a_hidden_name(tmp_path):
     found = leaks(tmp_path, solutions(), hidden_needles("hw2_vae"))
     assert any("reference/vae.py:kl_normal" in f for f in found), found
     assert any("hidden check id" in f for f in found), found
+
+
+def test_the_leak_scan_finds_a_hidden_only_helper(tmp_path):
+    """A helper of closed_forms.py (a graded value by another route) copied into a public file is a leak."""
+    source = (ROOT / "assignments" / "hw5_diffusion" / "closed_forms.py").read_text()
+    helper = next(n for n in ast.parse(source).body
+                  if isinstance(n, ast.FunctionDef) and n.name == "posterior_by_conditioning")
+    (tmp_path / "models.py").write_text(ast.unparse(helper) + "\n")
+    found = leaks(tmp_path, solutions(), {})
+    assert any("closed_forms.py:posterior_by_conditioning" in f for f in found), found
 
 
 # ---------------------------------------------------------------- same verdicts as grade
