@@ -1,7 +1,8 @@
 """The student bundle (grader/deploy/student.py): nothing secret inside, the same verdicts as `grade`.
 
 1. Leaks: every assignment's bundle is built and unpacked, and its files are searched for
-   every line of a reference or alternative solution's function bodies, every hidden check's
+   every line of a reference or alternative solution's function bodies (and of the hidden-only
+   helpers in closed_forms.py, which compute graded values by another route), every hidden check's
    id and name, every constant checks_hidden.py defines, and every equivalent mutant.
 2. Same verdicts: hw2's bundle is installed in a fresh venv (its dependencies: this venv's,
    through a .pth, so no network) and grades the sample submissions and a few mutants of
@@ -39,13 +40,6 @@ COMMON_LINES = {
     "c = kernel_size // 2": "the kernel's centre, which the handout states (c = k // 2)",
     "x, mean, log_var = torch.broadcast_tensors(x.double(), mean.double(), log_var.double())":
         "hw1's models.diag_normal_terms (a tolerance scale) casts its arguments like an alternative does",
-}
-# Known public helpers that spell a graded function, reviewed and kept (docs/student.md): 'file: function'.
-ACCEPTED = {
-    "models.py: body of assignments/hw3_flows/alternatives/where_distributions.py:pixelcnn_mask":
-        "hw3's models.raster_window is the handout's spatial mask, which the public causality and "
-        "completeness checks need to pin pixelcnn_mask (moving them to hidden checks would leave the "
-        "function without a public value pin)",
 }
 TRIVIAL = re.compile(r"^(return \w+|return \(\w+(, \w+)*\)|\w+ = \w+|else:|try:|pass|raise NotImplementedError.*)$")
 MIN_LINE = 12  # shorter lines (`x = x.double()`) are too common to mean a copied solution
@@ -122,9 +116,11 @@ def hidden_needles(assignment_id: str) -> dict[str, str]:
 
 
 def solutions() -> dict[str, set[str]]:
-    """The functions of every reference and alternative solution, all assignments (``solution_functions``)."""
+    """The functions of every reference and alternative solution, and of the hidden-only helpers that compute
+    a graded function's value by another route (closed_forms.py), all assignments (``solution_functions``)."""
     functions: dict[str, set[str]] = {}
-    for path in sorted((ROOT / "reference").glob("*.py")) + sorted(ROOT.glob("assignments/*/alternatives/*.py")):
+    for path in (sorted((ROOT / "reference").glob("*.py")) + sorted(ROOT.glob("assignments/*/alternatives/*.py"))
+                 + sorted(ROOT.glob("assignments/*/closed_forms.py"))):
         functions.update(solution_functions(path))
     return functions
 
@@ -139,7 +135,7 @@ def leaks(unpacked: Path, functions: dict[str, set[str]], needles: dict[str, str
             code = code_lines(text)
             found += [f"{rel}: body of {name} ({'; '.join(sorted(hits))[:200]})"
                       for name, telling in functions.items()
-                      if (hits := copied(telling, code)) and f"{path.name}: body of {name}" not in ACCEPTED]
+                      if (hits := copied(telling, code))]
         for needle, what in needles.items():
             pattern = rf"\b{re.escape(needle)}\b" if re.fullmatch(r"\w+", needle) else re.escape(needle)
             if re.search(pattern, text):
@@ -172,7 +168,7 @@ def test_each_bundle_holds_its_own_package_and_public_files_only(bundles):
         assert all(f.startswith((package, "dgm_grade_student_", "handout/")) for f in files), sorted(files)
         assignment_files = {f.rsplit("/", 1)[-1] for f in files if f.startswith(f"{package}assignments/{assignment_id}/")}
         assert {"checks_public.py", "config.toml", "bundle.toml"} <= assignment_files
-        assert not assignment_files & {"checks_hidden.py", EQUIVALENT_FILE, "training.py"}
+        assert not assignment_files & {"checks_hidden.py", EQUIVALENT_FILE, "training.py", "closed_forms.py"}
         assert not [f for f in files if re.search(r"/(reference|alternatives|degenerate|batch)/|/(cli|validate|mutate|"
                                                     r"handout|degenerate|gradescope|student)\.py$", f)]
         others = [i for i in assignment_ids() if i != assignment_id]
@@ -200,6 +196,16 @@ def test_the_leak_scan_finds_a_copied_solution_and_a_hidden_name(tmp_path):
     found = leaks(tmp_path, solutions(), hidden_needles("hw2_vae"))
     assert any("reference/vae.py:kl_normal" in f for f in found), found
     assert any("hidden check id" in f for f in found), found
+
+
+def test_the_leak_scan_finds_a_hidden_only_helper(tmp_path):
+    """A helper of closed_forms.py (a graded value by another route) copied into a public file is a leak."""
+    source = (ROOT / "assignments" / "hw5_diffusion" / "closed_forms.py").read_text()
+    helper = next(n for n in ast.parse(source).body
+                  if isinstance(n, ast.FunctionDef) and n.name == "posterior_by_conditioning")
+    (tmp_path / "models.py").write_text(ast.unparse(helper) + "\n")
+    found = leaks(tmp_path, solutions(), {})
+    assert any("closed_forms.py:posterior_by_conditioning" in f for f in found), found
 
 
 # ---------------------------------------------------------------- same verdicts as grade

@@ -1,6 +1,8 @@
 """hw3_flows hidden checks: comparisons with reference/flows.py, and a training run.
 
 Graded only (visibility after_published); never shipped to students. The
+PixelCNN mask's pattern is its value, so the check that every allowed position
+is seen (``pixel_complete``, from closed_forms.py) lives here. The
 coupling layer's value is its definition, so its value pins live here
 (``coupling_forward_matches_reference``, ``coupling_inverse_matches_reference``);
 the public consistency checks of AffineCoupling require them, and so do the
@@ -29,14 +31,17 @@ from .checks_public import (
     log_prob_of,
     made_configs,
     masks_of,
+    pixel_offset,
     slack,
 )
+from .closed_forms import expected_dependence
 from .models import (
     F64,
     FlowCase,
     MadeCase,
     affine_layer,
     constant_conditioner,
+    conv_dependence,
     coupling,
     degree_conflict,
     linear_layer,
@@ -75,6 +80,24 @@ def made_matches_reference(student, case):
         expected = mask_product(ref.made_masks(d, hidden, order.clone())) > 0
         expect(torch.equal(reach, expected),
                f"{case}: reachability (output i sees input j)\n{reach.long()}\nexpected\n{expected.long()}")
+
+
+@checks.add("pixelcnn_mask", "a masked conv2d sees every earlier pixel of its window (and the centre for 'B')",
+            requires=("pixel_causal",))
+@given(case=conv_configs(), weights_seed=st.integers(0, 2**16))
+def pixel_complete(student, case, weights_seed):
+    """The value pin of the public pixelcnn_mask checks (hidden: the window's raster-earlier pattern,
+    ``closed_forms.raster_window``, is the mask itself). All ones would pass: ``pixel_causal`` pins the rest."""
+    mask = expect_conv_mask(student.pixelcnn_mask(*case.args), case)
+    k = case.kernel_size
+    seen = conv_dependence(mask, torch.Generator().manual_seed(weights_seed))
+    missing = expected_dependence(*case.args) & ~seen
+    if bool(missing.any()):
+        idx = missing.nonzero()[0].tolist()
+        expect(False, f"{case}: output channel {idx[0]} does not see the pixel at {pixel_offset(idx, 2 * k + 1)} of "
+                      f"input channel {idx[1]}. Handout: \"the spatial mask m[r, col] is 1 for every position strictly "
+                      "above the centre row, and for positions left of the centre in the centre row\""
+                      + (" and \"The centre itself is ... 1 for 'B'\"" if case.mask_type == "B" else ""))
 
 
 @checks.add("pixelcnn_mask", "matches the reference for kernels 1 to 9")

@@ -7,8 +7,9 @@ masks, the student's own Jacobians (vector-Jacobian products returned by the
 worker) and finite differences of the student's own outputs, Gaussian
 densities known in closed form, and quadrature over 1-D and 2-D grids. The
 coupling layer is always the student's class, built in the worker around a
-conditioner fixture. Nothing here computes a graded function: where only the
-coupling's definition pins its value, the pin is a hidden check.
+conditioner fixture. Nothing here computes a graded function: where only a
+function's definition pins its value (the coupling's formula, the PixelCNN
+mask's pattern), the pin is a hidden check.
 
 Value pins: a check of a consistency property or a special case names, in
 ``requires``, the checks that pin the function's value on generic inputs, and
@@ -17,8 +18,11 @@ scores only when they pass (``grader.judge.apply_requirements``):
 - made_masks: ``made_degrees`` (the masks follow the handout's connection rules
   for some hidden degrees) and ``made_connected`` (wide layers reach every
   allowed input), each requiring the other;
-- pixelcnn_mask: ``pixel_causal`` and ``pixel_complete`` (together: exactly the
-  raster-earlier pixels), each requiring the other;
+- pixelcnn_mask: the public ``pixel_causal`` (no later pixel is seen) and the hidden
+  ``pixel_complete`` (every earlier pixel of the window is seen; together: exactly the
+  mask), each requiring the other. The mask's pattern itself is a graded value, so
+  the check that every allowed position is 1 is hidden; under ``check`` the public
+  ones are not gated;
 - AffineCoupling: the hidden comparisons with the reference
   (``coupling_forward_matches_reference``, ``coupling_inverse_matches_reference``),
   so under ``check`` these public checks are not gated;
@@ -49,7 +53,7 @@ from .models import (
     conv_dependence,
     coupling,
     degree_conflict,
-    expected_dependence,
+    forbidden_pixels,
     gaussian_of,
     linear_layer,
     made_jacobian,
@@ -62,7 +66,7 @@ from .models import (
 checks = Checks()
 
 MADE_PINS = ("made_degrees", "made_connected")
-PIXEL_PINS = ("pixel_causal", "pixel_complete")
+PIXEL_PINS = ("pixel_causal", "pixel_complete")  # pixel_complete: hidden (checks_hidden.py)
 COUPLING_FORWARD_PIN = "coupling_forward_matches_reference"  # hidden (checks_hidden.py)
 COUPLING_PINS = (COUPLING_FORWARD_PIN, "coupling_inverse_matches_reference")
 FLOW_PINS = ("flow_gaussian",)
@@ -237,7 +241,7 @@ def pixel_shape(student, case):
            "spatial mask is used for every (output, input) channel pair (no channel grouping)\")")
 
 
-def _offset(index: list[int], size: int) -> str:
+def pixel_offset(index: list[int], size: int) -> str:
     """'(dr, dc)' of an input pixel relative to the centre output pixel."""
     return f"(row {index[-2] - size // 2:+d}, column {index[-1] - size // 2:+d})"
 
@@ -247,35 +251,40 @@ def _offset(index: list[int], size: int) -> str:
 @given(case=conv_configs(), weights_seed=st.integers(0, 2**16))
 def pixel_causal(student, case, weights_seed):
     """conv2d with random positive weights times the mask, here in the judge; autograd gives the
-    input pixels the centre output pixel depends on."""
+    input pixels the centre output pixel depends on, and none may come later in raster order
+    (``models.forbidden_pixels``). All zeros would pass: the hidden ``pixel_complete`` pins the rest."""
     mask = expect_conv_mask(student.pixelcnn_mask(*case.args), case)
-    k, kind = case.kernel_size, case.mask_type
+    size = 2 * case.kernel_size + 1
     seen = conv_dependence(mask, torch.Generator().manual_seed(weights_seed))
-    allowed = expected_dependence(*case.args)
-    bad = seen & ~allowed
+    bad = seen & forbidden_pixels(size, case.mask_type)
     if bool(bad.any()):
         idx = bad.nonzero()[0].tolist()
-        centre = (2 * k + 1) // 2
-        what = "itself" if idx[-2] == idx[-1] == centre else f"the pixel at {_offset(idx, 2 * k + 1)}"
+        centre = size // 2
+        what = "itself" if idx[-2] == idx[-1] == centre else f"the pixel at {pixel_offset(idx, size)}"
         expect(False, f"{case}: output channel {idx[0]} at a pixel depends on {what} of input channel {idx[1]}. "
                       "Handout: \"everything below the centre row and right of the centre is 0. The centre itself "
                       "is 0 for mask_type == 'A'\"")
 
 
-@checks.add("pixelcnn_mask", "a masked conv2d sees every earlier pixel of its window (and the centre for 'B')",
-            points=2, requires=("pixel_causal",))
-@given(case=conv_configs(), weights_seed=st.integers(0, 2**16))
-def pixel_complete(student, case, weights_seed):
-    mask = expect_conv_mask(student.pixelcnn_mask(*case.args), case)
-    k = case.kernel_size
-    seen = conv_dependence(mask, torch.Generator().manual_seed(weights_seed))
-    missing = expected_dependence(*case.args) & ~seen
-    if bool(missing.any()):
-        idx = missing.nonzero()[0].tolist()
-        expect(False, f"{case}: output channel {idx[0]} does not see the pixel at {_offset(idx, 2 * k + 1)} of input "
-                      f"channel {idx[1]}. Handout: \"the spatial mask m[r, col] is 1 for every position strictly "
-                      "above the centre row, and for positions left of the centre in the centre row\""
-                      + (" and \"The centre itself is ... 1 for 'B'\"" if case.mask_type == "B" else ""))
+@checks.add("pixelcnn_mask", "mask 'B' minus mask 'A' is 1 at the centre of the window and 0 elsewhere",
+            requires=PIXEL_PINS)
+@given(case=conv_configs().map(lambda c: ConvCase(c.out_channels, c.in_channels, c.kernel_size, "B")))
+def pixel_types_differ_at_centre(student, case):
+    """The handout: the two types differ only in the centre, \"0 for mask_type == 'A' and 1 for 'B'\".
+    Compares the student's two masks with each other; neither is computed here."""
+    a, b = (expect_conv_mask(student.pixelcnn_mask(case.out_channels, case.in_channels, case.kernel_size, kind),
+                             ConvCase(case.out_channels, case.in_channels, case.kernel_size, kind)).double()
+            for kind in ("A", "B"))
+    c = case.kernel_size // 2
+    centre = torch.zeros(case.shape, dtype=F64)
+    centre[:, :, c, c] = 1.0
+    diff = b - a
+    if not torch.equal(diff, centre):
+        idx = (diff != centre).nonzero()[0].tolist()
+        expect(False, f"pixelcnn_mask({case.out_channels}, {case.in_channels}, {case.kernel_size}, 'B') minus the "
+                      f"same with 'A' is {diff[tuple(idx)].item():g} at [{', '.join(map(str, idx))}] (centre "
+                      f"[{c}, {c}]); expected 1 at the centre and 0 elsewhere (handout: \"The centre itself is 0 for "
+                      "mask_type == 'A' and 1 for 'B'\", the rest of the spatial mask is the same)")
 
 
 @checks.add("pixelcnn_mask", "the same float 0/1 mask whether torch's default dtype is float32 or float64",

@@ -4,7 +4,9 @@ No reference code here, and no implementation of a graded function (public
 checks import this file, and students read it): these build the fixtures the
 worker runs, evaluate networks built from the student's masks, test the
 handout's degree rules on the student's masks, and compute densities that are
-known in closed form (Gaussians).
+known in closed form (Gaussians). The PixelCNN mask's spatial pattern is a
+graded function's value: it lives in closed_forms.py, which only the hidden
+checks import.
 
 The drawn cases (``MadeCase``, ``ConvCase``, ``CouplingCase``, ``FlowCase``)
 are plain objects whose repr names every argument, so a counterexample reads
@@ -212,14 +214,6 @@ def _describe_edge(b: int, a: int, starts: list[int], layers: list, order: torch
 # ---------------------------------------------------------------------- PixelCNN
 
 
-def raster_window(kernel_size: int, mask_type: str) -> torch.Tensor:
-    """``[k, k]`` bool: window positions strictly before the centre in raster order (and the centre for 'B')."""
-    c = kernel_size // 2
-    index = torch.arange(kernel_size * kernel_size).reshape(kernel_size, kernel_size)
-    centre = c * kernel_size + c
-    return index < centre if mask_type == "A" else index <= centre
-
-
 def conv_dependence(mask: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """For each (output channel o, input channel i): which input pixels the output pixel at the
     centre of a ``(2k+1) x (2k+1)`` image depends on, through ``conv2d(img, w * mask)`` with
@@ -236,13 +230,16 @@ def conv_dependence(mask: torch.Tensor, generator: torch.Generator) -> torch.Ten
     return torch.stack(deps)
 
 
-def expected_dependence(out_ch: int, in_ch: int, kernel_size: int, mask_type: str) -> torch.Tensor:
-    """The dependence ``conv_dependence`` must find: the raster-earlier pixels of the window."""
-    size, k = 2 * kernel_size + 1, kernel_size
-    full = torch.zeros(size, size, dtype=torch.bool)
-    lo = size // 2 - k // 2
-    full[lo:lo + k, lo:lo + k] = raster_window(k, mask_type)
-    return full.expand(out_ch, in_ch, size, size)
+def forbidden_pixels(size: int, mask_type: str) -> torch.Tensor:
+    """``[size, size]`` bool over an image: the pixels its centre pixel must not see in a raster-scan
+    autoregressive model (odd ``size``). Raster order reads rows top to bottom, each left to right,
+    so these are the later pixels, in a lower row or in the same row to the right, and for
+    ``'A'`` the centre itself. It is a statement about the image, not about a kernel window."""
+    offset = torch.arange(size) - size // 2
+    row, col = offset[:, None], offset[None, :]
+    later = (row > 0) | ((row == 0) & (col > 0))
+    itself = (row == 0) & (col == 0)
+    return later | itself if mask_type == "A" else later
 
 
 # ---------------------------------------------------------------------- coupling layers

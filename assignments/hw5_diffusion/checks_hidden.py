@@ -1,10 +1,10 @@
 """hw5_diffusion hidden checks: comparisons with reference/diffusion.py, value pins by the handout's
-formulas, and a training run.
+formulas or by another route (closed_forms.py), and a training run.
 
 Graded only (visibility after_published); never shipped to students. The public checks contain no
-implementation of a graded function; where only a function's definition pins its value (the cosine
-schedule, the loss on a generic model, a DDIM step for any eta, guidance), the pin is here, and the
-public checks of that function name it in ``requires``.
+implementation of a graded function; where only a function's definition pins its value (q_sample,
+the posterior, the cosine schedule, the loss on a generic model, the sampler steps, guidance,
+inpainting), the pin is here, and the public checks of that function name it in ``requires``.
 """
 from __future__ import annotations
 
@@ -22,9 +22,11 @@ from grader.worker.fixtures import build
 from reference import diffusion as ref
 
 from . import training
-from .checks_public import F32, atol_for, draw_affine, eps_pairs, inpaint_draws, name, optional_floats, t_prevs
-from .models import F64, Case, ab_at, affine_eps, alpha_bars_of, cases, data_shapes, noise_oracle, per_example, \
-    posterior_by_conditioning
+from .checks_public import (
+    F32, P_SAMPLE_PIN, atol_for, draw_affine, eps_pairs, inpaint_draws, name, optional_floats, t_prevs,
+)
+from .closed_forms import ancestral_chain_moments, chain_sample, gaussian_eps_coefficients, posterior_by_conditioning
+from .models import F64, Case, ab_at, affine_eps, alpha_bars_of, cases, data_shapes, noise_oracle, per_example
 
 checks = Checks(hidden=True)
 
@@ -144,12 +146,42 @@ def cosine_matches_reference(student, T, s, max_beta, dtype):
 # ---------------------------------------------------------------------- forward process and posterior
 
 
+@checks.add("q_sample", "is the forward chain's marginal: sqrt(alpha_bars[t]) x0 + sqrt(1 - alpha_bars[t]) noise")
+@given(case=cases())
+def q_sample_values(student, case):
+    """The value pin of the public q_sample checks. Running the forward chain
+    x_u = sqrt(1 - betas[u]) x_(u-1) + sqrt(betas[u]) z_u from x0 for u = 0..t gives x_t = k x0 + s * (standard
+    normal), k and s computed by the chain's recursion (Ho et al. 2020, eqs. 2 and 4): q_sample(x0, t, noise)
+    must be k x0 + s noise."""
+    got = student.q_sample(case.x0, case.t, case.noise, case.alpha_bars)
+    expected = chain_sample(case.x0, case.t, case.noise, case.betas)
+    expect_close(got, expected.to(case.dtype), what=f"x_t ({name(case.dtype)} data, {name(case.alpha_bars.dtype)} "
+                 "schedule: the result takes the data's dtype); the handout: x_t = sqrt(alpha_bars[t]) * x0 + "
+                 "sqrt(1 - alpha_bars[t]) * noise")
+
+
 @checks.add("q_sample", "matches the reference")
 @given(case=cases(x_bound=10.0))
 def q_sample_matches_reference(student, case):
     expected = ref.q_sample(case.x0.double(), case.t, case.noise.double(), case.alpha_bars.double())
     expect_close(student.q_sample(case.x0, case.t, case.noise, case.alpha_bars), expected.to(case.dtype),
                  what="x_t", atol=atol_for(case.dtype, 10))
+
+
+@checks.add("q_posterior_mean_variance", "equals Gaussian conditioning of (x_{t-1}, x_t) given x0")
+@given(data=st.data(), case=cases())
+def posterior_values(student, data, case):
+    """The value pin of the public posterior checks: the joint Gaussian of (x_{t-1}, x_t) given x0,
+    conditioned on x_t (closed_forms.posterior_by_conditioning), not eq. 7."""
+    x_t = data.draw(tensors(case.x0.shape, case.dtype, low=-5, high=5), label="x_t")
+    out = expect_tuple(student.q_posterior_mean_variance(case.x0, x_t, case.t, case.betas), 2,
+                       what="q_posterior_mean_variance(x0, x_t, t, betas)")
+    mean, var = posterior_by_conditioning(case.x0, x_t, case.t, case.betas)
+    atol = atol_for(case.dtype, float(case.x0.abs().max() + x_t.abs().max()))
+    dtypes = f"({name(case.dtype)} data, {name(case.betas.dtype)} betas)"
+    expect_close(out[0], mean.to(case.dtype), what=f"posterior mean {dtypes} (Ho et al. 2020, eq. 7)", atol=atol)
+    expect_close(out[1], var.to(case.dtype), what=f"posterior variance beta_tilde_t {dtypes}, broadcastable to x_t",
+                 broadcast=True, atol=atol_for(case.dtype))
 
 
 @checks.add("q_posterior_mean_variance", "matches the reference")
@@ -216,6 +248,50 @@ def p_sample_affine_values(student, data, case):
     expect_close(got, expected.to(case.dtype), atol=atol,
                  what=f"x_(t-1) ({name(case.dtype)} data, {name(case.betas.dtype)} betas; model "
                       "eps_hat = scale[t] * x_t + shift[t])")
+
+
+# The Gaussian data of the sampling check, and its chain.
+CHAIN_MU = torch.tensor([1.5, -0.5, 0.0], dtype=F64)
+CHAIN_VAR = torch.tensor([0.25, 2.0, 0.01], dtype=F64)
+CHAIN_BETAS = torch.linspace(1e-3, 0.25, 40, dtype=F64)
+CHAIN_N = 50_000
+
+
+@checks.add("p_sample_step", "an ancestral chain with the exact predictor of Gaussian data has the chain's exact "
+            "mean and variance", points=3, timeout=60, requires=(P_SAMPLE_PIN,))
+def p_sample_chain(student):
+    """Data ~ N(mu, diag s^2) in 3 dims; the exact noise predictor is affine, so each step is
+    x_(t-1) = a_t x_t + c_t + sigma_t z and the chain's mean and variance recurse exactly
+    (closed_forms.ancestral_chain_moments: hidden, since the moments come from the
+    posterior); they are NOT the data moments (a 40-step chain misses those).
+    50000 chains in float64, x_(T-1) ~ N(0, I), one call per step with noise drawn here.
+    Per dim: a 6-sigma z-test of the mean (2e-9) and a two-sided chi-square test of the variance at
+    1e-9 per tail: false-fail probability < 1.2e-8 in all."""
+    from scipy import stats  # here, not at the top: importing it takes a second
+    z_fail = 6.0  # |N(0,1)| > 6 has probability 2e-9: the false-fail bound of a single z-test
+    T, D = len(CHAIN_BETAS), len(CHAIN_MU)
+    scale, shift = gaussian_eps_coefficients(CHAIN_MU, CHAIN_VAR, alpha_bars_of(CHAIN_BETAS))
+    model = affine_eps(scale, shift)
+    gen = torch.Generator().manual_seed(12345)
+    x = torch.randn(CHAIN_N, D, generator=gen, dtype=F64)
+    for step in range(T - 1, -1, -1):
+        z = torch.randn(CHAIN_N, D, generator=gen, dtype=F64)
+        t = torch.full((CHAIN_N,), step, dtype=torch.int64)
+        x = expect_tensor(student.p_sample_step(model, x, t, CHAIN_BETAS, z), shape=(CHAIN_N, D), dtype=F64,
+                          what=f"x_(t-1) at step t = {step}")
+    m, v = ancestral_chain_moments(CHAIN_MU, CHAIN_VAR, CHAIN_BETAS, torch.zeros(D, dtype=F64),
+                                   torch.ones(D, dtype=F64))
+    got_m, got_v = x.mean(0), x.var(0)
+    lo, hi = stats.chi2.ppf(1e-9, CHAIN_N - 1) / (CHAIN_N - 1), stats.chi2.ppf(1 - 1e-9, CHAIN_N - 1) / (CHAIN_N - 1)
+    for d in range(D):
+        se = math.sqrt(v[d] / CHAIN_N)
+        expect(abs(got_m[d] - m[d]) <= z_fail * se,
+               f"dim {d}: the chain's sample mean is {got_m[d]:.4f}; the exact mean of this {T}-step chain is "
+               f"{m[d]:.4f} ± {se:.2g} (data mean {CHAIN_MU[d]:g}): check the step's mean")
+        expect(lo <= got_v[d] / v[d] <= hi,
+               f"dim {d}: the chain's sample variance is {got_v[d]:.4f}; the exact variance of this {T}-step chain is "
+               f"{v[d]:.4f} (ratio within [{lo:.3f}, {hi:.3f}] expected; data variance {CHAIN_VAR[d]:g}): check the "
+               "noise scale sqrt(beta_tilde_t) and that no noise is added at t == 0")
 
 
 @checks.add("p_sample_step", "matches the reference with an MLP noise model")

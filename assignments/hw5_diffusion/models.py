@@ -1,20 +1,17 @@
-"""Judge-side helpers for the hw5 checks: schedules, inputs, fixtures and closed forms.
+"""Judge-side helpers for the hw5 checks: schedules, inputs, fixtures and gradients.
 
-Public (students read this file with checks_public.py), so no graded function is implemented here.
-Expected values are derived from definitions of other quantities:
+Public (students read this file with checks_public.py), so no graded function is implemented here,
+not even by another route: what q_sample, q_posterior_mean_variance or a sampler step returns is
+computed only in closed_forms.py, which the hidden checks alone import. The public checks compare
+the student's functions with one another and with their own values:
 
-* the forward process's marginal ``q(x_t | x0)`` by running the recursion of its Markov chain
-  (``chain_marginal``; not the closed form of eq. 4);
-* the posterior ``q(x_{t-1} | x_t, x0)`` by conditioning the joint Gaussian of
-  ``(x_{t-1}, x_t)`` given ``x0`` (not eq. 7 of Ho et al.);
-* ``E[x0 | x_t]`` and ``E[eps | x_t]`` of Gaussian data by Gaussian conditioning, and the ancestral
-  chain's mean and variance by propagating them exactly through the linear-Gaussian chain that the
-  exact noise predictor of Gaussian data makes;
 * gradients from the function's own values (``expect_gradients_match_values``: central differences,
-  exact where the function is linear or quadratic in the input).
+  exact where the function is linear or quadratic in the input);
+* per-example coefficients read off the function's own outputs (``per_example_values``: a function
+  linear in an input, called with that input all ones and the others 0).
 
-The handout's formulas that pin values (q_sample's, the DDIM step's, the cosine schedule's...) live
-in checks_hidden.py.
+The handout's formulas that pin values (q_sample's, the posterior's, the DDIM step's, the cosine
+schedule's...) live in checks_hidden.py.
 """
 from __future__ import annotations
 
@@ -39,6 +36,24 @@ def per_example(values: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return values.reshape(bshape(x))
 
 
+def per_example_values(out: torch.Tensor, shape: tuple[int, ...], dtype: torch.dtype, *, what: str) -> torch.Tensor:
+    """[B] float64: the values of ``out`` [B, ...], which must be the same over each example's non-batch dims.
+
+    Reads a per-example coefficient off a function linear in an input: called with that input all
+    ones and the others 0, it returns the coefficient, broadcast over the example.
+    """
+    out = expect_tensor(out, shape=shape, dtype=dtype, what=what)
+    flat = out.double().reshape(shape[0], -1)
+    spread = (flat - flat[:, :1]).abs().amax(dim=1)
+    b = int(spread.argmax())
+    # one coefficient broadcast gives identical values; 1e-6 relative allows one computed per element in float32
+    expect(float(spread[b]) <= 1e-6 * (1 + float(flat[b].abs().max())),
+           f"{what}: example {b} holds values {flat[b, :6].tolist()} that differ within the example; a per-example "
+           "coefficient ([B], gathered with schedule[t]) must be reshaped to [B, 1, ..., 1] and broadcast over "
+           "the example's other dims")
+    return flat[:, 0]
+
+
 def alpha_bars_of(betas: torch.Tensor) -> torch.Tensor:
     """prod_{s <= t} (1 - betas[s]), in float64."""
     return torch.cumprod(1.0 - betas.double(), dim=0)
@@ -48,66 +63,6 @@ def ab_at(alpha_bars: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     """alpha_bars[t] in float64, with alpha_bar = 1 where t == -1 (before step 0)."""
     ab = alpha_bars.double()[t.clamp(min=0)]
     return torch.where(t < 0, torch.ones_like(ab), ab)
-
-
-def chain_marginal(betas: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(k, s) [B], float64: x_t = k x0 + s * (standard normal) under the forward chain run to step t.
-
-    Runs the recursion of the forward Markov chain (Ho et al. 2020, eq. 2),
-    x_u = sqrt(1 - betas[u]) x_{u-1} + sqrt(betas[u]) z_u for u = 0 .. t from x_{-1} = x0:
-    the coefficient of x0 is k_u = sqrt(1 - betas[u]) k_{u-1} and the accumulated noise has
-    variance v_u = (1 - betas[u]) v_{u-1} + betas[u], from k = 1, v = 0 (so t = -1 gives (1, 0)).
-    This is the marginal q(x_t | x0) derived from the chain, not from the closed form of eq. 4.
-    """
-    betas = betas.double()
-    k = torch.ones(t.shape, dtype=F64)
-    v = torch.zeros(t.shape, dtype=F64)
-    for u in range(int(t.max()) + 1 if t.numel() else 0):
-        step = t >= u
-        k = torch.where(step, (1 - betas[u]).sqrt() * k, k)
-        v = torch.where(step, (1 - betas[u]) * v + betas[u], v)
-    return k, v.sqrt()
-
-
-def chain_sample(x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor, betas: torch.Tensor) -> torch.Tensor:
-    """k x0 + s noise with (k, s) = chain_marginal(betas, t): the forward chain's x_t for that noise (float64)."""
-    k, s = chain_marginal(betas, t)
-    return per_example(k, x0) * x0.double() + per_example(s, x0) * noise.double()
-
-
-def posterior_by_conditioning(x0: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor,
-                              betas: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """q(x_{t-1} | x_t, x0) from the joint Gaussian of (x_{t-1}, x_t) given x0, in float64.
-
-    Given x0: x_{t-1} = sqrt(ab_prev) x0 + sqrt(1 - ab_prev) z1 and
-    x_t = sqrt(alpha_t) x_{t-1} + sqrt(beta_t) z2, so per dim
-    Var x_{t-1} = v = 1 - ab_prev, Cov = sqrt(alpha_t) v, Var x_t = alpha_t v + beta_t;
-    conditioning gives mean = m_prev + Cov / Var_t (x_t - m_t), var = v - Cov^2 / Var_t.
-    At t == 0 (ab_prev = 1) this is (x0, 0). Returns (mean [B, ...], var [B, ...]).
-    """
-    betas = betas.double()
-    alpha_bars = alpha_bars_of(betas)
-    beta_t = betas[t]
-    ab_prev = ab_at(alpha_bars, t - 1)
-    v = 1.0 - ab_prev
-    cov = (1.0 - beta_t).sqrt() * v
-    var_t = (1.0 - beta_t) * v + beta_t
-    gain = per_example(cov / var_t, x_t)
-    m_prev = per_example(ab_prev.sqrt(), x0) * x0.double()
-    m_t = per_example((1.0 - beta_t).sqrt() * ab_prev.sqrt(), x0) * x0.double()
-    mean = m_prev + gain * (x_t.double() - m_t)
-    var = per_example(v - cov**2 / var_t, x_t).expand(x_t.shape)
-    return mean, var
-
-
-def gaussian_x0_given_xt(mu: torch.Tensor, var: torch.Tensor, ab: torch.Tensor, x_t: torch.Tensor) -> torch.Tensor:
-    """E[x0 | x_t] for data x0 ~ N(mu, diag var) and x_t = sqrt(ab) x0 + sqrt(1 - ab) eps (Gaussian conditioning).
-
-    Cov(x0, x_t) = sqrt(ab) var and Var(x_t) = ab var + 1 - ab, so
-    E[x0 | x_t] = mu + sqrt(ab) var (x_t - sqrt(ab) mu) / (ab var + 1 - ab). Arguments broadcast (float64).
-    """
-    mu, var, ab, x_t = mu.double(), var.double(), ab.double(), x_t.double()
-    return mu + ab.sqrt() * var * (x_t - ab.sqrt() * mu) / (ab * var + 1 - ab)
 
 
 # ---------------------------------------------------------------------- drawing inputs
@@ -189,43 +144,6 @@ def noise_oracle(x0: torch.Tensor, alpha_bars: torch.Tensor) -> Fixture:
 def affine_eps(scale: torch.Tensor, shift: torch.Tensor) -> Fixture:
     """eps_hat = scale[t] * x_t + shift[t]; scale, shift: [T, *event]."""
     return Fixture("affine_eps", {}, {"scale": scale, "shift": shift})
-
-
-def gaussian_eps_coefficients(mu: torch.Tensor, var: torch.Tensor,
-                              alpha_bars: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(scale, shift) [T, D] of the exact noise predictor for data x0 ~ N(mu, diag var).
-
-    x_t = sqrt(ab) x0 + sqrt(1 - ab) eps is jointly Gaussian with eps, so
-    E[eps | x_t] = sqrt(1 - ab) (x_t - sqrt(ab) mu) / (ab var + 1 - ab).
-    """
-    ab = alpha_bars.double()[:, None]
-    scale = (1 - ab).sqrt() / (ab * var.double() + 1 - ab)
-    return scale, -scale * ab.sqrt() * mu.double()
-
-
-def ancestral_chain_moments(mu: torch.Tensor, var: torch.Tensor, betas: torch.Tensor,
-                            mean0: torch.Tensor, var0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Exact mean and variance after DDPM ancestral steps t = T-1 .. 0 from x ~ N(mean0, var0), for data
-    x0 ~ N(mu, diag var) and its exact noise predictor (``gaussian_eps_coefficients``).
-
-    With the exact predictor, the step's predicted x0 is E[x0 | x_t] (``gaussian_x0_given_xt``; x0 and
-    eps are linear in each other given x_t, so predicting one predicts the other), and one step
-    x_prev = mean(x) + sqrt(var_t) z is linear-Gaussian, mean(x) being the posterior mean (by
-    conditioning) at that x0. We read off mean(x) = a x + c by evaluating at x = 0 and x = 1, then
-    recurse m <- a m + c, v <- a^2 v + var_t.
-    """
-    betas = betas.double()
-    alpha_bars = alpha_bars_of(betas)
-    m, v = mean0.double().clone(), var0.double().clone()
-    for step in range(len(betas) - 1, -1, -1):
-        t = torch.full((2,), step, dtype=torch.int64)
-        x = torch.stack([torch.zeros_like(m), torch.ones_like(m)])  # [2, D]
-        x0_hat = gaussian_x0_given_xt(mu, var, alpha_bars[step], x)
-        mean, step_var = posterior_by_conditioning(x0_hat, x, t, betas)
-        c = mean[0]
-        a = mean[1] - mean[0]
-        m, v = a * m + c, a**2 * v + step_var[0]
-    return m, v
 
 
 # ---------------------------------------------------------------------- gradients from the function's own values

@@ -30,8 +30,8 @@ place, and keep everything differentiable.
 #   defines them now;
 # - in a terminal: dgm-check-hw3-flows flows.py (or flows.ipynb).
 #
-# What is graded: the functions below. The public checks (35 points) are the ones you
-# can see and run; hidden checks, which compare with the solution, grade the other 12
+# What is graded: the functions below. The public checks (34 points) are the ones you
+# can see and run; hidden checks, which compare with the solution, grade the other 13
 # points after you submit.
 
 from __future__ import annotations

@@ -42,8 +42,8 @@ never modify inputs in place, and keep everything differentiable.
 #   defines them now;
 # - in a terminal: dgm-check-hw5-diffusion diffusion.py (or diffusion.ipynb).
 #
-# What is graded: the functions below. The public checks (45 points) are the ones you
-# can see and run; hidden checks, which compare with the solution, grade the other 24
+# What is graded: the functions below. The public checks (40 points) are the ones you
+# can see and run; hidden checks, which compare with the solution, grade the other 29
 # points after you submit.
 
 from __future__ import annotations
