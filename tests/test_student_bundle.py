@@ -307,24 +307,24 @@ def test_the_bundle_command_exit_codes(student_python, tmp_path):
     assert missing.returncode == 2 and missing.stderr.count("\n") == 1 and "no such file" in missing.stderr
 
 
-def test_every_bundle_gives_the_verdicts_of_grade(request, tmp_path):
-    """--student-bundle-all: every assignment's samples and the mutants `validate --quick` grades
-    (about an hour on 2 cores)."""
+@pytest.mark.parametrize("assignment_id", assignment_ids())
+def test_every_bundle_gives_the_verdicts_of_grade(request, assignment_id, tmp_path):
+    """--student-bundle-all: each assignment's samples and the mutants `validate --quick` grades
+    (about an hour for the six on 2 cores; `-k hw3` picks one)."""
     if not request.config.getoption("--student-bundle-all"):
         pytest.skip("every assignment's bundle: pytest --student-bundle-all")
-    for assignment_id in assignment_ids():
-        python = install_bundle(assignment_id, tmp_path / assignment_id)
-        for sample in samples(assignment_id):
-            submission = tmp_path / assignment_id / sample.name
-            submission.write_bytes(sample.read_bytes())
-            assert bundle_verdicts(python, assignment_id, submission) == ta_verdicts(assignment_id, submission), sample
-        module = load_assignment(assignment_id).config.module
-        for mutant in quick_mutants(assignment_id, QUICK_MUTANTS):
-            submission = tmp_path / assignment_id / f"{module}.py"
-            submission.write_text(mutant.source)
-            function = [mutant.function.split(".")[0]]
-            assert bundle_verdicts(python, assignment_id, submission, function) == ta_verdicts(
-                assignment_id, submission, function), mutant.description
+    python = install_bundle(assignment_id, tmp_path / assignment_id)
+    for sample in samples(assignment_id):
+        submission = tmp_path / assignment_id / sample.name
+        submission.write_bytes(sample.read_bytes())
+        assert bundle_verdicts(python, assignment_id, submission) == ta_verdicts(assignment_id, submission), sample
+    module = load_assignment(assignment_id).config.module
+    for mutant in quick_mutants(assignment_id, QUICK_MUTANTS):
+        submission = tmp_path / assignment_id / f"{module}.py"
+        submission.write_text(mutant.source)
+        function = [mutant.function.split(".")[0]]
+        assert bundle_verdicts(python, assignment_id, submission, function) == ta_verdicts(
+            assignment_id, submission, function), mutant.description
 
 
 # ---------------------------------------------------------------- check() in a notebook
