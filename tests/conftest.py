@@ -102,7 +102,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                           "not only the few most likely to differ from the process sandbox (about 10 min on 2 cores)")
     parser.addoption("--student-bundle-all", action="store_true", default=False,
                      help="tests/test_student_bundle.py: every assignment's student bundle grades its samples and "
-                          "the `validate --quick` mutants with the verdicts of `grade` (about an hour on 2 cores)")
+                          "the `validate --quick` mutants with the verdicts of `grade` (16 minutes with -n 2 on 2 cores)")
 
 
 # The figures docs/security.md quotes: tests of attacks and faults that passed, per suite.

@@ -310,7 +310,7 @@ def test_the_bundle_command_exit_codes(student_python, tmp_path):
 @pytest.mark.parametrize("assignment_id", assignment_ids())
 def test_every_bundle_gives_the_verdicts_of_grade(request, assignment_id, tmp_path):
     """--student-bundle-all: each assignment's samples and the mutants `validate --quick` grades
-    (about an hour for the six on 2 cores; `-k hw3` picks one)."""
+    (16 minutes for the six with -n 2 on 2 cores; `-k hw3` picks one)."""
     if not request.config.getoption("--student-bundle-all"):
         pytest.skip("every assignment's bundle: pytest --student-bundle-all")
     python = install_bundle(assignment_id, tmp_path / assignment_id)
