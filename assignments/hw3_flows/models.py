@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from sklearn.datasets import make_moons
 
 from grader.checks import Fixture, StudentObject
-from grader.worker.fixtures import build, mlp
+from grader.worker.fixtures import mlp
 
 F64 = torch.float64
 
@@ -181,8 +181,6 @@ def degree_conflict(masks: list[torch.Tensor], order: torch.Tensor) -> list[str]
 
 def _describe_edge(b: int, a: int, starts: list[int], layers: list, order: torch.Tensor) -> str:
     """The mask entry (or fixed degree) behind the constraint ``degree(a) - degree(b) <= w``."""
-    d = len(order)
-
     def unit(node: int) -> str:
         if node < starts[1]:
             return f"input {node - 1}"
