@@ -420,15 +420,15 @@ def test_forged_load_reply_does_not_crash_the_judge(marker):
 
 
 # ------------------------------------------------------------------ network and the host's files
-@jailed
-def test_no_network(marker):
+def check_no_network(marker: str, kind: str = "process") -> None:
+    """The network attack, graded in the ``kind`` sandbox, reaches neither a listener on the host's loopback
+    nor anything else, and scores nothing."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(1)
     listener.setblocking(False)
-    port = listener.getsockname()[1]
     try:
-        g = grade_text(attack("network", port=port, marker=marker), LME)
+        g = grade_text(attack("network", port=listener.getsockname()[1], marker=marker), LME, kind=kind)
         with pytest.raises(BlockingIOError):
             listener.accept()
     finally:
@@ -436,6 +436,11 @@ def test_no_network(marker):
     assert g.score == 0
     text = outputs(g)
     assert "network: [" in text and ": OK" not in text, text
+
+
+@jailed
+def test_no_network(marker):
+    check_no_network(marker)
 
 
 @jailed

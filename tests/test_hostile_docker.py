@@ -54,7 +54,7 @@ from grader.sandbox.base import Limits  # noqa: E402
 from grader.sandbox.docker import LABEL, DockerSandbox, _client  # noqa: E402
 from test_hostile import (  # noqa: E402
     DEEP, HOSTILE, HUGE_NOTEBOOKS, LME, LME_BER, LME_POINTS, ONE_BER, REFERENCE, ZIP_BOMBS,
-    assert_contained, attack, check_results, check_stopped_by_sigterm, grade_notebook, grade_text, grade_upload,
+    assert_contained, attack, check_no_network, check_results, check_stopped_by_sigterm, grade_notebook, grade_text, grade_upload,
     huge_notebook, marker_files, marker_processes, new_marker, notebook, outputs, points, protected_files, run_cli,
     start_hanging_grader, wait_until, zip_bomb,
 )
@@ -287,19 +287,7 @@ def test_a_gigabyte_to_stdout_is_capped(marker):
 # ------------------------------------------------------------------ network and the host's files
 @ALL_ONLY
 def test_no_network(marker):
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(1)
-    listener.setblocking(False)
-    try:
-        g = grade_text(attack("network", port=listener.getsockname()[1], marker=marker), LME, kind="docker")
-        with pytest.raises(BlockingIOError):
-            listener.accept()
-    finally:
-        listener.close()
-    assert g.score == 0
-    text = outputs(g)
-    assert "network: [" in text and ": OK" not in text, text
+    check_no_network(marker, "docker")
 
 
 @pytest.mark.parametrize("name", chosen("write_outside"))
