@@ -129,6 +129,17 @@ def _start_child(stderr_path: Path) -> subprocess.Popen:
                                 preexec_fn=lambda: die_with_parent(parent, signal.SIGTERM))
 
 
+def _send(proc: subprocess.Popen, line: str, *, close: bool) -> None:
+    """One JSON line to a child's stdin (and the end of its input when ``close``)."""
+    try:
+        proc.stdin.write(line.encode() + b"\n")
+        proc.stdin.flush()
+        if close:
+            proc.stdin.close()
+    except (BrokenPipeError, ValueError):
+        pass  # it died: grade_job reports how
+
+
 class WarmChild:
     """A child started before its submission is known (see the module docstring): it prepares the grading
     ``prepared`` describes and waits for one spec (``grade_job(..., child=this)``), or is ``close``d unused."""
@@ -137,19 +148,10 @@ class WarmChild:
         self.prepared = prepared
         self.folder = Path(tempfile.mkdtemp(prefix="dgm-batch-job-"))
         self.proc = _start_child(self.folder / "stderr.txt")
-        self._send(prepared.model_dump_json() + "\n", close=False)
+        _send(self.proc, prepared.model_dump_json(), close=False)
 
     def fits(self, spec: JobSpec) -> bool:
         return Prepared.of(spec) == self.prepared and self.proc.poll() is None
-
-    def _send(self, line: str, *, close: bool) -> None:
-        try:
-            self.proc.stdin.write(line.encode())
-            self.proc.stdin.flush()
-            if close:
-                self.proc.stdin.close()
-        except (BrokenPipeError, ValueError):
-            pass  # it died: grade_job reports how
 
     def close(self) -> None:
         """End it (its standby worker dies with it: a process sandbox's worker by PR_SET_PDEATHSIG, a
@@ -172,15 +174,10 @@ def grade_job(spec: JobSpec, *, deadline_s: float, cancel: threading.Event | Non
         spec = spec.model_copy(update={"out": tmp})
         if child is not None:  # its stderr file lives in its own folder, removed with it
             proc, stderr_path = child.proc, child.folder / "stderr.txt"
-            child._send(spec.model_dump_json() + "\n", close=True)
         else:
             stderr_path = Path(tmp) / "stderr.txt"
             proc = _start_child(stderr_path)
-            try:
-                proc.stdin.write(spec.model_dump_json().encode() + b"\n")
-                proc.stdin.close()
-            except BrokenPipeError:
-                pass
+        _send(proc, spec.model_dump_json(), close=True)
         try:
             return _wait_for(proc, spec, Path(tmp), stderr_path, deadline_s, cancel)
         finally:
