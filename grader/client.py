@@ -320,6 +320,9 @@ class WorkerClient:
             if killed_for.startswith("memory: "):
                 raise WorkerFault(fn, f"the worker was killed while running {fn}: {killed_for.removeprefix('memory: ')} "
                                   "(the memory limit)", kind="memory") from None
+            if killed_for.startswith("disk: "):
+                raise WorkerFault(fn, f"the worker was killed while running {fn}: {killed_for.removeprefix('disk: ')} "
+                                  "(the disk limit)", kind="disk") from None
             lost = self.sandbox.lost()
             if lost:  # the worker died with its sandbox (the Docker daemon stopped): not the submission's doing
                 raise SandboxLost(lost) from None

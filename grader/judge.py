@@ -102,6 +102,7 @@ KINDS = {  # CheckResult.kind: why a check failed
     "unreadable": "the submission could not be loaded (not a zip, no Python file...)",
     "timeout": "a call did not finish in time (or an earlier one of the same function did not)",
     "memory": "the student's code ran out of memory",
+    "disk": "the student's code wrote more to disk than the limit",
     "crash": "the worker died or its reply was unusable",
     "skipped": "not run: the submission's worker restart budget was spent",
     "gated": "the property held, but a check it requires failed",

@@ -111,3 +111,18 @@ def test_examples_grade_as_documented():
     broken = grade_source("hw3_flows", ROOT / "examples" / "hw3_flows" / "broken.ipynb", hidden=False)
     assert 0 < broken.score < broken.max_score
     assert {name.split(":")[0] for name in failed(broken)} == {"pixelcnn_mask"}
+
+
+def test_a_coupling_cut_from_its_input_loses_the_jacobian_checks():
+    """The conditioner's input detached: y, log_det and the parameter gradients are right, but dy/dx lacks
+    the transformed entries' dependence on the masked ones (a stacked flow cannot train its earlier
+    layers). The worker's Jacobian is now verified against forward's values (it was trusted: these
+    checks passed); the inverse is cut the same way, so J_inverse @ J_forward is still the identity."""
+    source = mutate(mutate(FLOWS, "s, t = self.net(x * mask).chunk(2, dim=-1)",
+                           "s, t = self.net((x * mask).detach()).chunk(2, dim=-1)"),
+                    "s, t = self.net(y * mask).chunk(2, dim=-1)", "s, t = self.net((y * mask).detach()).chunk(2, dim=-1)")
+    grade = grade_source("hw3_flows", source, functions=("AffineCoupling",))
+    outputs = {r.check.id: r.output for r in grade.results if not r.passed}
+    assert {"coupling_log_det", "coupling_jacobian_structure", "coupling_inverse_jacobian"} <= set(outputs), outputs
+    assert "does not match how AffineCoupling.forward's value changes" in outputs["coupling_log_det"]
+    assert "coupling_parameter_gradients" not in outputs and "coupling_masked_identity" not in outputs

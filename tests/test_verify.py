@@ -89,3 +89,25 @@ def test_a_detached_term_fails(scale):
     reply = gradient_reply(curved, X, cotangent, forged=lambda x: -0.5 * (x**2 + x.detach().exp()))
     with pytest.raises(CheckFailed, match="does not match how f's value changes"):
         expect_derivative(Student(curved), "f", (X,), reply, X, cotangent=cotangent)
+
+
+def test_hw5_gradient_directions_come_from_the_keyed_call_seed():
+    """hw5's expect_gradients_match_values moves each input along a direction from the judge's keyed
+    call seed (it was a fixed, public seed): a gradient forged to agree along one seed's direction
+    (the true one plus a part orthogonal to it) passes under that seed only."""
+    from assignments.hw5_diffusion.models import DIRECTION_SEED, expect_gradients_match_values
+
+    def double(x: torch.Tensor) -> torch.Tensor:
+        return 2.0 * x
+
+    def direction(seed: int) -> torch.Tensor:
+        gen = torch.Generator().manual_seed(Student(double, seed)._call_seed(DIRECTION_SEED) % 2**63)
+        return torch.randn(X.shape, generator=gen, dtype=F64)
+
+    d = direction(0)
+    off = torch.ones_like(X) - (torch.ones_like(X) @ d) / (d @ d) * d  # orthogonal to d
+    forged = Reply(double(X), {id(X): 2.0 * COTANGENT + 5.0 * off})
+    expect_gradients_match_values(Student(double, 0), "f", {"x": X}, forged, COTANGENT, ("x",), what="y")
+    for seed in range(1, 6):
+        with pytest.raises(CheckFailed, match="disagrees"):
+            expect_gradients_match_values(Student(double, seed), "f", {"x": X}, forged, COTANGENT, ("x",), what="y")

@@ -28,6 +28,7 @@ from .checks_public import (
     EM_PIN,
     GMM_FORMULA,
     GMM_STABLE,
+    dglp_gradient_inputs,
     em_outputs,
     expect_close_scaled,
     far_and_near_points,
@@ -159,10 +160,7 @@ def dglp_matches_reference(student, data, batch_shape, d, dtype):
 @checks.add("diag_gaussian_log_prob", "gradients with respect to x, mean and log_var match the closed form")
 @given(data=st.data(), batch_shape=shapes(min_dims=0, max_dims=2, max_side=4), d=st.integers(1, 4), dtype=dtypes())
 def dglp_gradients_match_reference(student, data, batch_shape, d, dtype):
-    shape = (*batch_shape, d)
-    g = data.draw(gaussians(shape, dtype, mean_bound=10.0, log_var_range=(-4, 4)), label="gaussian")
-    x = data.draw(tensors(shape, dtype, low=-10, high=10), label="x")
-    cot = data.draw(tensors(batch_shape, dtype, low=-2, high=2), label="cotangent")
+    x, g, cot = dglp_gradient_inputs(data, batch_shape, d, dtype)
     r = student.call("diag_gaussian_log_prob", x, g.mean, g.log_var, wrt=(x, g.mean, g.log_var), cotangent=cot)
     expect_tensor(r.value, shape=batch_shape, dtype=dtype, what="log-density")
     xd, md, vd, cd = x.double(), g.mean.double(), g.log_var.double(), cot.double()[..., None]

@@ -463,14 +463,20 @@ def dglp_broadcasts(student, data, lead, d, dtype):
                         what=f"log-density for {shapes_text} vs the same call on tensors expanded to {list(shape)}")
 
 
+def dglp_gradient_inputs(data, batch_shape: tuple, d: int, dtype: torch.dtype):
+    """(x, Gaussian, cotangent) for the gradient checks: x, mean, log_var [*batch_shape, d] with moderate
+    values, the cotangent [*batch_shape]."""
+    shape = (*batch_shape, d)
+    g = data.draw(gaussians(shape, dtype, mean_bound=10.0, log_var_range=(-4, 4)), label="gaussian")
+    x = data.draw(tensors(shape, dtype, low=-10, high=10), label="x")
+    return x, g, data.draw(tensors(batch_shape, dtype, low=-2, high=2), label="cotangent")
+
+
 @checks.add("diag_gaussian_log_prob", "differentiable: gradients with respect to x, mean and log_var agree with "
             "finite differences of the log-density", requires=DGLP_PINS)
 @given(data=st.data(), batch_shape=shapes(min_dims=0, max_dims=2, max_side=4), d=st.integers(1, 4), dtype=dtypes())
 def dglp_gradients(student, data, batch_shape, d, dtype):
-    shape = (*batch_shape, d)
-    g = data.draw(gaussians(shape, dtype, mean_bound=10.0, log_var_range=(-4, 4)), label="gaussian")
-    x = data.draw(tensors(shape, dtype, low=-10, high=10), label="x")
-    cot = data.draw(tensors(batch_shape, dtype, low=-2, high=2), label="cotangent")
+    x, g, cot = dglp_gradient_inputs(data, batch_shape, d, dtype)
     expect_own_gradients(student, "diag_gaussian_log_prob", (x, g.mean, g.log_var), ("x", "mean", "log_var"),
                          cotangent=cot, what="log N",
                          outputs=lambda value, x: expect_tensor(value, shape=batch_shape, dtype=x.dtype,
@@ -638,6 +644,9 @@ def gmm_permute_split(student, data, mix, dtype, seed):
                                  f"over components; the handout: {GMM_FORMULA})")
 
 
+GMM_DIRECTIONS_SEED = 0x5EED_D1F6  # call-seed offset of gmm_gradients' directions
+
+
 @checks.add("gmm_log_likelihood", "differentiable: gradients agree with finite differences of log p(x) "
             "(log_weights: along directions that keep the weights normalised)", requires=GMM_PINS)
 @given(data=st.data(), mix=mixtures(log_var_range=(-1.0, 1.0)), dtype=dtypes(), n=st.integers(1, 6))
@@ -649,16 +658,16 @@ def gmm_gradients(student, data, mix, dtype, n):
     d = mix.means.shape[1]
     x = data.draw(tensors((n, d), F64, low=-6, high=6), label="x")
     cot = data.draw(tensors((n,), F64, low=-2, high=2), label="cotangent")
-    seed = data.draw(st.integers(0, 2**16), label="seed of the directions")
-    gen = torch.Generator().manual_seed(seed)
     base = [x, *mix.astuple()]
     names = ("x", "log_weights", "means", "log_vars")
-    directions = [torch.randn(t.shape, generator=gen, dtype=F64) for t in base]
-    w = mix.log_weights.exp()
-    directions[1] = directions[1] - (w * directions[1]).sum()  # tangent to the normalised weights
     args = [t.to(dtype) for t in base]
     r = student.call("gmm_log_likelihood", *args, wrt=tuple(args), cotangent=cot.to(dtype))
     gmm_outputs(r.value, n, dtype)
+    # directions from the keyed call seed, drawn after the reply: the worker cannot know them when it reports
+    gen = torch.Generator().manual_seed(student._call_seed(GMM_DIRECTIONS_SEED) % 2**63)
+    directions = [torch.randn(t.shape, generator=gen, dtype=F64) for t in base]
+    w = mix.log_weights.exp()
+    directions[1] = directions[1] - (w * directions[1]).sum()  # tangent to the normalised weights
     step = 1e-5
     for i, (t, name) in enumerate(zip(args, names)):
         grad = r.grad(t)

@@ -154,6 +154,9 @@ def _pick(value, output: tuple[int, ...]):
     return value
 
 
+DIRECTION_SEED = 0x5EED_D1F5  # call-seed offset of expect_gradients_match_values' directions
+
+
 def expect_gradients_match_values(student, fn: str, inputs: dict, result, cot: torch.Tensor, wrt: tuple[str, ...],
                                   *, what: str, output: tuple[int, ...] = (), h: float = 1.0) -> None:
     """Autograd's gradients agree with the function's own values, input by input.
@@ -161,13 +164,14 @@ def expect_gradients_match_values(student, fn: str, inputs: dict, result, cot: t
     ``inputs``: the positional arguments of ``fn`` by name, in order; ``result``: the
     ``student.call`` that asked for gradients (``wrt`` the same objects, cotangent ``cot``);
     ``wrt``: names of tensor arguments, or ``"model.scale"`` for a fixture's weight. For each,
-    along a fixed random direction d, the directional derivative <gradient, d> must equal
+    along a random direction d (from a keyed judge-side seed, drawn after the reply: the
+    worker cannot know it when it reports), the directional derivative <gradient, d> must equal
     <cot, f(x + h d) - f(x - h d)> / (2h), computed from two more calls of the student's
     function. Central differences are exact (up to rounding) for functions linear or quadratic
     in that input, which every caller makes sure of: no formula of the function is needed.
     """
     rounding = 1e-9 if cot.dtype == F64 else 1e-4
-    gen = torch.Generator().manual_seed(20260)
+    gen = torch.Generator().manual_seed(student._call_seed(DIRECTION_SEED) % 2**63)
     for label in wrt:
         base, _, weight = label.partition(".")
         x = inputs[base]

@@ -79,6 +79,7 @@ import resource
 import shlex
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -531,7 +532,9 @@ class ProcessSandbox(Sandbox):
             if group:
                 group.remove()
             raise
-        return ProcessWorker(proc, uid=self.uid if os.geteuid() == 0 else None, limits=limits, cgroup=group)
+        root = os.geteuid() == 0
+        shared = (str(session.work), *SCRATCH_DIRS) if root and not self.jailed else ()
+        return ProcessWorker(proc, uid=self.uid if root else None, limits=limits, cgroup=group, shared_dirs=shared)
 
     def _popen(self, session: Session, apply_limits) -> subprocess.Popen:
         return subprocess.Popen(
@@ -549,15 +552,23 @@ class ProcessSandbox(Sandbox):
 
 class ProcessWorker(PipeWorker):
     def __init__(self, proc, *, uid: int | None = None, limits: Limits | None = None,
-                 cgroup: WorkerCgroup | None = None) -> None:
+                 cgroup: WorkerCgroup | None = None, shared_dirs: tuple[str, ...] = ()) -> None:
         super().__init__(proc)
         self.uid = uid  # the worker's own uid (as root): everything of it dies with the worker
         self.cgroup = cgroup
-        self.watchdog = MemoryWatchdog(self, uid, limits.memory_mb) if uid is not None and limits else None
+        self.watchdog = None
+        if uid is not None and limits:
+            # the jail's tmpfs mounts bound what it writes; sharing the host's scratch dirs, the same total does
+            disk = DiskWatch(uid, shared_dirs, (limits.tmpfs_mb * len(SCRATCH_DIRS)) << 20) if shared_dirs else None
+            # with a memory cgroup (and no disk to watch) the kernel holds the worker to its limit: the watchdog
+            # then guards the judge's headroom only, and scanning every process ten times a second would cost a
+            # few % of a core for nothing
+            interval = MemoryWatchdog.INTERVAL_S * (10 if cgroup and not disk else 1)
+            self.watchdog = MemoryWatchdog(self, uid, limits.memory_mb, interval, disk=disk)
 
     def killed_for(self) -> str:
         if self.watchdog and self.watchdog.fired:
-            return f"memory: {self.watchdog.fired}"
+            return self.watchdog.fired
         if self.cgroup and self.cgroup.oom_killed():
             return "memory: its memory cgroup reached the limit and the kernel killed it"
         return ""
@@ -669,15 +680,86 @@ def cgroup_memory() -> tuple[int, int] | None:
     return None
 
 
+class DiskWatch:
+    """What a worker's uid has written to the host's scratch dirs, against ``budget`` bytes (the fallback
+    without namespaces, where no tmpfs of the jail bounds it).
+
+    Each ``over()`` reads the free space of the dirs' file systems (statvfs: microseconds). Only when it
+    has fallen by more than the budget since the last count does it count what the uid owns there
+    (``owned_bytes``): another process filling the disk is not the worker's doing, and is then taken as
+    the new baseline.
+    """
+
+    MAX_ENTRIES = 50_000  # a count that visits more entries than this calls it over the budget
+
+    def __init__(self, uid: int, dirs: tuple[str, ...], budget: int) -> None:
+        self.uid, self.dirs, self.budget = uid, tuple(d for d in dirs if os.path.isdir(d)), budget
+        self.baseline, self.counted = self._free(), 0
+
+    def _free(self) -> dict[int, int]:
+        """Free bytes per file system (st_dev) of the dirs."""
+        free = {}
+        for d in self.dirs:
+            try:
+                st = os.statvfs(d)
+                free[os.stat(d).st_dev] = st.f_bavail * st.f_frsize
+            except OSError:
+                continue
+        return free
+
+    def over(self) -> str:
+        """Why the worker is over its budget, or ""."""
+        now = self._free()
+        fallen = sum(max(0, self.baseline.get(dev, free) - free) for dev, free in now.items())
+        if self.counted + fallen <= self.budget:
+            return ""
+        owned = owned_bytes(self.uid, self.dirs, self.MAX_ENTRIES)
+        if owned is None:
+            return f"the worker made more than {self.MAX_ENTRIES} files in the host's scratch dirs"
+        if owned > self.budget:
+            return (f"the worker wrote {owned >> 20} MB to disk ({', '.join(self.dirs)}), over the limit of "
+                    f"{self.budget >> 20} MB")
+        self.baseline, self.counted = now, owned
+        return ""
+
+
+def owned_bytes(uid: int, dirs: tuple[str, ...], max_entries: int) -> int | None:
+    """Bytes allocated to files of ``uid`` under ``dirs``, descending only into directories it could write
+    (its own, or world-writable ones): None when that visits more than ``max_entries`` entries."""
+    total, visited, stack, seen = 0, 0, list(dirs), set()
+    while stack:
+        try:
+            entries = list(os.scandir(stack.pop()))
+        except OSError:
+            continue
+        visited += len(entries)
+        if visited > max_entries:
+            return None
+        for e in entries:
+            try:
+                st = e.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if e.is_dir(follow_symlinks=False):
+                if (st.st_uid == uid or st.st_mode & stat.S_IWOTH) and (st.st_dev, st.st_ino) not in seen:
+                    seen.add((st.st_dev, st.st_ino))
+                    stack.append(e.path)
+            elif st.st_uid == uid:
+                total += st.st_blocks * 512
+    return total
+
+
 class MemoryWatchdog:
     """Kills a worker (and everything of its uid) when their resident memory passes ``memory_mb``,
-    or when the judge's memory cgroup has less than HEADROOM left (the judge must survive)."""
+    or when the judge's memory cgroup has less than HEADROOM left (the judge must survive), or when
+    ``disk`` (without namespaces) finds it over its disk budget. ``fired``: "memory: why" or "disk: why"."""
 
     INTERVAL_S = 0.1
     HEADROOM = 48 << 20
 
-    def __init__(self, worker: ProcessWorker, uid: int, memory_mb: int) -> None:
-        self.worker, self.uid, self.limit = worker, uid, memory_mb << 20
+    def __init__(self, worker: ProcessWorker, uid: int, memory_mb: int, interval: float = INTERVAL_S,
+                 *, disk: DiskWatch | None = None) -> None:
+        self.worker, self.uid, self.limit, self.interval, self.disk = worker, uid, memory_mb << 20, interval, disk
         self.fired = ""
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"dgm-memory-watchdog-{uid}", daemon=True)
@@ -687,13 +769,16 @@ class MemoryWatchdog:
         self._stop.set()
 
     def _run(self) -> None:
-        while not self._stop.wait(self.INTERVAL_S):
+        while not self._stop.wait(self.interval):
             rss = sum(r for _, r in uid_processes(self.uid))
             cgroup = cgroup_memory()
+            disk = self.disk.over() if self.disk else ""
             if rss > self.limit:
-                self.fired = f"the worker's processes used {rss >> 20} MB, over the limit of {self.limit >> 20} MB"
+                self.fired = f"memory: the worker's processes used {rss >> 20} MB, over the limit of {self.limit >> 20} MB"
             elif cgroup and rss and cgroup[1] > cgroup[0] - self.HEADROOM:
-                self.fired = f"memory is nearly exhausted ({cgroup[1] >> 20} of {cgroup[0] >> 20} MB in use)"
+                self.fired = f"memory: memory is nearly exhausted ({cgroup[1] >> 20} of {cgroup[0] >> 20} MB in use)"
+            elif disk:
+                self.fired = f"disk: {disk}"
             else:
                 continue
             try:
