@@ -272,9 +272,10 @@ def run_grading(
 def run_batch(*, folder: Path, out: Path, assignment_id: str, backend: str = "local", workers: int | None = None,
               sandbox: SandboxKind = "auto", gpu: bool = False, gpus_per_task: float = 1.0, seed: int | None = None,
               timeout: float | None = None, only: Sequence[str] | None = None, regrade: bool = False,
-              ray_address: str | None = None, progress=None, warm_start: bool = True):
+              ray_address: str | None = None, progress=None, warm_start: bool | None = None):
     """Check the options (a UsageError for anything unusable, before grading), then grade the class
-    (``warm_start``: see grader/batch/local.py; the grades are the same without it)."""
+    (``warm_start``: see grader/batch/local.py, None: where a core is spare; the grades are the same
+    without it)."""
     from .batch.roster import RosterError, find_submissions
     from .batch.run import BatchOptions, run_batch as run
 

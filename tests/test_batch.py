@@ -218,7 +218,7 @@ def test_the_ray_backend_gives_the_same_gradebook_as_the_local_one(tmp_path):
     pytest.importorskip("ray")
     kinds = class_of(tmp_path / "class", "correct", "hangs", "exits", "not a zip")
     only = ["log_mean_exp"]
-    local = api.run_batch(folder=tmp_path / "class", out=tmp_path / "local", only=only, **OPTIONS)
+    local = api.run_batch(folder=tmp_path / "class", out=tmp_path / "local", only=only, warm_start=True, **OPTIONS)
     import ray
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)

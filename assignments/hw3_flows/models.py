@@ -19,7 +19,6 @@ import math
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.datasets import make_moons
 
 from grader.checks import Fixture, StudentObject
 from grader.worker.fixtures import mlp
@@ -320,6 +319,8 @@ def random_orthogonal(d: int, generator: torch.Generator) -> torch.Tensor:
 
 def moons(n: int, seed: int) -> torch.Tensor:
     """Two moons (noise 0.05), standardised with fixed constants: ``[n, 2]`` float64."""
+    from sklearn.datasets import make_moons  # here: importing scikit-learn takes seconds, and only training needs it
+
     x, _ = make_moons(n_samples=n, noise=0.05, random_state=seed)
     x = (x - np.array([0.5, 0.25])) / np.array([0.87, 0.5])
     return torch.from_numpy(x).to(F64)

@@ -7,10 +7,14 @@ flight are killed, queued submissions never start, and the KeyboardInterrupt goe
 
 While submissions are left, the next child is already started and preparing (job.WarmChild:
 the judge's imports, the checks, a standby worker), so a slot that frees up starts grading at
-once. One at a time: each holds a judge and a worker in memory (about 0.7 GB on the CPU).
+once. One at a time: each holds a judge and a worker in memory (about 0.7 GB on the CPU). By
+default only where a core is spare (more cores than workers): with every core grading, the
+waiting child's imports take CPU from the children grading (benchmarks/results.md: 8 students,
+2 workers on 2 cores, 1.09x slower warm than cold).
 """
 from __future__ import annotations
 
+import os
 import threading
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Callable
@@ -20,9 +24,11 @@ from .job import JobOutcome, JobSpec, Prepared, WarmChild, grade_job
 
 def run_local(specs: list[JobSpec], *, workers: int, deadline_s: float,
               started: Callable[[JobSpec], None], done: Callable[[JobSpec, JobOutcome], None],
-              warm_start: bool = True) -> None:
+              warm_start: bool | None = None) -> None:
     """Grade ``specs``, ``workers`` at a time; ``started``/``done`` are called in this thread;
-    ``warm_start``: keep the next child started (see the module docstring)."""
+    ``warm_start``: keep the next child started (see the module docstring; None: where a core is spare)."""
+    if warm_start is None:
+        warm_start = (os.cpu_count() or 1) > workers
     cancel = threading.Event()
     queue = list(specs)
     running: dict[Future, JobSpec] = {}

@@ -49,7 +49,7 @@ class BatchOptions:
     regrade: bool = False
     ray_address: str | None = None
     deadline_s: float = DEFAULT_DEADLINE_S
-    warm_start: bool = True  # local: keep the next child started (local.py); grades are the same
+    warm_start: bool | None = None  # local: keep the next child started (local.py; None: where a core is spare)
 
 
 class Progress(Protocol):
