@@ -681,28 +681,28 @@ def cgroup_memory() -> tuple[int, int] | None:
 
 
 class DiskWatch:
-    """What a worker's uid has written to the host's scratch dirs, against ``budget`` bytes (the fallback
-    without namespaces, where no tmpfs of the jail bounds it).
+    """What a worker's uid has written to the host's scratch dirs, against ``budget`` bytes and
+    MAX_FILES files (the fallback without namespaces, where no tmpfs of the jail bounds it).
 
-    Each ``over()`` reads the free space of the dirs' file systems (statvfs: microseconds). Only when it
-    has fallen by more than the budget since the last count does it count what the uid owns there
-    (``owned_bytes``): another process filling the disk is not the worker's doing, and is then taken as
-    the new baseline.
+    Each ``over()`` reads the free space and free inodes of the dirs' file systems (statvfs:
+    microseconds). Only when either has fallen by more than what is left of its budget since the
+    last count does it count what the uid owns there (``owned``): another process filling the disk
+    is not the worker's doing, and is then taken as the new baseline.
     """
 
-    MAX_ENTRIES = 50_000  # a count that visits more entries than this calls it over the budget
+    MAX_FILES = 50_000  # files and dirs of the uid: millions of empty files exhaust the inodes, not the bytes
 
     def __init__(self, uid: int, dirs: tuple[str, ...], budget: int) -> None:
         self.uid, self.dirs, self.budget = uid, tuple(d for d in dirs if os.path.isdir(d)), budget
-        self.baseline, self.counted = self._free(), 0
+        self.baseline, self.counted = self._free(), (0, 0)
 
-    def _free(self) -> dict[int, int]:
-        """Free bytes per file system (st_dev) of the dirs."""
+    def _free(self) -> dict[int, tuple[int, int]]:
+        """(free bytes, free inodes) per file system (st_dev) of the dirs."""
         free = {}
         for d in self.dirs:
             try:
                 st = os.statvfs(d)
-                free[os.stat(d).st_dev] = st.f_bavail * st.f_frsize
+                free[os.stat(d).st_dev] = (st.f_bavail * st.f_frsize, st.f_favail)
             except OSError:
                 continue
         return free
@@ -710,43 +710,44 @@ class DiskWatch:
     def over(self) -> str:
         """Why the worker is over its budget, or ""."""
         now = self._free()
-        fallen = sum(max(0, self.baseline.get(dev, free) - free) for dev, free in now.items())
-        if self.counted + fallen <= self.budget:
+        fallen = [sum(max(0, self.baseline.get(dev, free)[i] - free[i]) for dev, free in now.items())
+                  for i in (0, 1)]  # bytes, inodes
+        if self.counted[0] + fallen[0] <= self.budget and self.counted[1] + fallen[1] <= self.MAX_FILES:
             return ""
-        owned = owned_bytes(self.uid, self.dirs, self.MAX_ENTRIES)
-        if owned is None:
-            return f"the worker made more than {self.MAX_ENTRIES} files in the host's scratch dirs"
-        if owned > self.budget:
-            return (f"the worker wrote {owned >> 20} MB to disk ({', '.join(self.dirs)}), over the limit of "
+        size, files = owned(self.uid, self.dirs, self.MAX_FILES)
+        if files > self.MAX_FILES:
+            return f"the worker made more than {self.MAX_FILES} files in the host's scratch dirs"
+        if size > self.budget:
+            return (f"the worker wrote {size >> 20} MB to disk ({', '.join(self.dirs)}), over the limit of "
                     f"{self.budget >> 20} MB")
-        self.baseline, self.counted = now, owned
+        self.baseline, self.counted = now, (size, files)
         return ""
 
 
-def owned_bytes(uid: int, dirs: tuple[str, ...], max_entries: int) -> int | None:
-    """Bytes allocated to files of ``uid`` under ``dirs``, descending only into directories it could write
-    (its own, or world-writable ones): None when that visits more than ``max_entries`` entries."""
-    total, visited, stack, seen = 0, 0, list(dirs), set()
-    while stack:
+def owned(uid: int, dirs: tuple[str, ...], max_files: int, max_visited: int = 1_000_000) -> tuple[int, int]:
+    """(bytes allocated, entries) of ``uid`` under ``dirs``, descending only into directories it could
+    write (its own, or world-writable ones). Stops once it has found more than ``max_files`` entries of
+    the uid, or visited ``max_visited`` of anyone's (then the figures are lower bounds)."""
+    size, files, visited, stack, seen = 0, 0, 0, list(dirs), set()
+    while stack and files <= max_files and visited <= max_visited:
         try:
             entries = list(os.scandir(stack.pop()))
         except OSError:
             continue
         visited += len(entries)
-        if visited > max_entries:
-            return None
         for e in entries:
             try:
                 st = e.stat(follow_symlinks=False)
             except OSError:
                 continue
+            files += st.st_uid == uid
             if e.is_dir(follow_symlinks=False):
                 if (st.st_uid == uid or st.st_mode & stat.S_IWOTH) and (st.st_dev, st.st_ino) not in seen:
                     seen.add((st.st_dev, st.st_ino))
                     stack.append(e.path)
             elif st.st_uid == uid:
-                total += st.st_blocks * 512
-    return total
+                size += st.st_blocks * 512
+    return size, files
 
 
 class MemoryWatchdog:
