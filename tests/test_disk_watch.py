@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 from grader.sandbox import process
 
 
@@ -42,3 +44,24 @@ def test_the_disk_watch_counts_files_too(tmp_path, monkeypatch):
     fell(watch, inodes=25)
     assert "more than 20 files" in watch.over()
     assert process.owned(os.getuid(), (str(tmp_path),), 10)[1] == 30  # the first directory past max_files is the last
+
+
+def test_what_the_uid_left_is_removed_also_inside_world_writable_dirs(tmp_path):
+    """kill_uid's sweep (remove_files_of): the uid's files at the top and inside a world-writable dir it
+    could write into go; everything of other users stays."""
+    if os.geteuid() != 0:
+        pytest.skip("giving files to another uid needs root")
+    uid = 64999
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o1777)
+    keep = [tmp_path / "ours", shared / "ours"]
+    gone = [tmp_path / "theirs", shared / "theirs", shared / "their dir"]
+    for path in keep + gone[:2]:
+        path.write_bytes(b"x")
+    gone[2].mkdir()
+    (gone[2] / "inside").write_bytes(b"x")
+    for path in (*gone, gone[2] / "inside"):
+        os.chown(path, uid, uid)
+    process.remove_files_of(uid, (str(tmp_path),))
+    assert all(p.exists() for p in keep) and not any(p.exists() for p in gone)

@@ -639,20 +639,25 @@ def kill_uid(uid: int) -> bool:
 
 
 def remove_files_of(uid: int, dirs: tuple[str, ...] = SCRATCH_DIRS) -> None:
-    """Remove what ``uid`` owns at the top of the shared scratch dirs (a disk filled through /tmp)."""
-    for d in dirs:
+    """Remove what ``uid`` owns in the shared scratch dirs (a disk filled through /tmp), also inside the
+    world-writable dirs there that it could write into (/tmp/.X11-unix, say)."""
+    stack, visited = list(dirs), 0
+    while stack and visited <= 1_000_000:
         try:
-            entries = list(os.scandir(d))
+            entries = list(os.scandir(stack.pop()))
         except OSError:
             continue
+        visited += len(entries)
         for e in entries:
             try:
-                if e.stat(follow_symlinks=False).st_uid != uid:
-                    continue
-                if e.is_dir(follow_symlinks=False):
-                    shutil.rmtree(e.path, ignore_errors=True)
-                else:
-                    os.unlink(e.path)
+                st = e.stat(follow_symlinks=False)
+                if st.st_uid == uid:
+                    if e.is_dir(follow_symlinks=False):
+                        shutil.rmtree(e.path, ignore_errors=True)
+                    else:
+                        os.unlink(e.path)
+                elif e.is_dir(follow_symlinks=False) and st.st_mode & stat.S_IWOTH:
+                    stack.append(e.path)
             except OSError:
                 pass
 
