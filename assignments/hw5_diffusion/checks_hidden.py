@@ -12,7 +12,7 @@ import contextlib
 import math
 
 import torch
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from grader.checks import Checks, Fixture
@@ -385,8 +385,10 @@ def threshold_matches_reference(student, data, shape, dtype, percentile, bound):
 @checks.add("dynamic_threshold", "gradients match the reference (through s = quantile when s > 1)")
 @given(data=st.data(), shape=data_shapes(min_dims=2), dtype=st.sampled_from([F32, F64]))
 def threshold_gradients_match_reference(student, data, shape, dtype):
-    """x0_hat with distinct |values| (no ties in the quantile) and a percentile whose interpolation
-    position p (N - 1) is not an integer (s is not exactly an element: no kink of the clip)."""
+    """x0_hat with distinct |values| c_b (1, ..., N) (no ties in the quantile) and a percentile whose
+    interpolation position p (N - 1) is not an integer (s is not exactly an element: no kink of the
+    clip). Away from the floor's kinks too: the quantile c_b (1 + p (N - 1)) is not 1, and where
+    s = 1 no |value| is 1 (there clamp and minimum/maximum differ by a valid subgradient)."""
     B, N = shape[0], int(torch.tensor(shape[1:]).prod())
     gen = torch.Generator().manual_seed(data.draw(st.integers(0, 2**16), label="magnitude_seed"))
     c = data.draw(tensors((B,), F64, low=0.3, high=3.0), label="c")
@@ -394,6 +396,8 @@ def threshold_gradients_match_reference(student, data, shape, dtype):
     signs = torch.randint(0, 2, (B, N), generator=gen).double() * 2 - 1
     x = (c[:, None] * mags * signs).reshape(shape).to(dtype)
     p = data.draw(st.floats(0.0, 1.0).filter(lambda p: 0.05 < (p * (N - 1)) % 1 < 0.95 or N == 1), label="percentile")
+    quantile = c * (1 + p * (N - 1))
+    assume(bool(((quantile - 1).abs() > 1e-3).all() and ((c[:, None] * mags - 1).abs() > 1e-3).all()))
     cot = data.draw(tensors(x.shape, x.dtype, low=-2, high=2), label="cotangent")
     r = student.call("dynamic_threshold", x, p, wrt=(x,), cotangent=cot)
     leaf = x.double().requires_grad_(True)
