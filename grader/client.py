@@ -317,12 +317,10 @@ class WorkerClient:
         except WorkerGone:
             killed_for = self.worker.killed_for() if self.worker else ""
             self._kill()
-            if killed_for.startswith("memory: "):
-                raise WorkerFault(fn, f"the worker was killed while running {fn}: {killed_for.removeprefix('memory: ')} "
-                                  "(the memory limit)", kind="memory") from None
-            if killed_for.startswith("disk: "):
-                raise WorkerFault(fn, f"the worker was killed while running {fn}: {killed_for.removeprefix('disk: ')} "
-                                  "(the disk limit)", kind="disk") from None
+            limit, _, why = killed_for.partition(": ")  # "memory: ..." or "disk: ..." (the sandbox's limits)
+            if limit in ("memory", "disk"):
+                raise WorkerFault(fn, f"the worker was killed while running {fn}: {why} (the {limit} limit)",
+                                  kind=limit) from None
             lost = self.sandbox.lost()
             if lost:  # the worker died with its sandbox (the Docker daemon stopped): not the submission's doing
                 raise SandboxLost(lost) from None

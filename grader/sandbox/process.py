@@ -638,26 +638,44 @@ def kill_uid(uid: int) -> bool:
     return not uid_processes(uid)
 
 
-def remove_files_of(uid: int, dirs: tuple[str, ...] = SCRATCH_DIRS) -> None:
-    """Remove what ``uid`` owns in the shared scratch dirs (a disk filled through /tmp), also inside the
-    world-writable dirs there that it could write into (/tmp/.X11-unix, say)."""
-    stack, visited = list(dirs), 0
-    while stack and visited <= 1_000_000:
+def writable_entries(uid: int, dirs: tuple[str, ...], max_visited: int = 1_000_000):
+    """What ``uid`` could have written under ``dirs``: for each directory scanned, its entries as
+    (DirEntry, stat) pairs, descending into the directories it could write (its own, or world-writable
+    ones), each once. A caller may remove what it is given (a removed directory is then skipped). Stops
+    after ``max_visited`` entries of anyone's."""
+    stack, visited, seen = list(dirs), 0, set()
+    while stack and visited <= max_visited:
         try:
             entries = list(os.scandir(stack.pop()))
         except OSError:
             continue
         visited += len(entries)
+        scanned = []
         for e in entries:
             try:
                 st = e.stat(follow_symlinks=False)
-                if st.st_uid == uid:
-                    if e.is_dir(follow_symlinks=False):
-                        shutil.rmtree(e.path, ignore_errors=True)
-                    else:
-                        os.unlink(e.path)
-                elif e.is_dir(follow_symlinks=False) and st.st_mode & stat.S_IWOTH:
-                    stack.append(e.path)
+            except OSError:
+                continue
+            scanned.append((e, st))
+            if (e.is_dir(follow_symlinks=False) and (st.st_uid == uid or st.st_mode & stat.S_IWOTH)
+                    and (st.st_dev, st.st_ino) not in seen):
+                seen.add((st.st_dev, st.st_ino))
+                stack.append(e.path)
+        yield scanned
+
+
+def remove_files_of(uid: int, dirs: tuple[str, ...] = SCRATCH_DIRS) -> None:
+    """Remove what ``uid`` owns in the shared scratch dirs (a disk filled through /tmp), also inside the
+    world-writable dirs there that it could write into (/tmp/.X11-unix, say)."""
+    for scanned in writable_entries(uid, dirs):
+        for e, st in scanned:
+            if st.st_uid != uid:
+                continue
+            try:
+                if e.is_dir(follow_symlinks=False):
+                    shutil.rmtree(e.path, ignore_errors=True)
+                else:
+                    os.unlink(e.path)
             except OSError:
                 pass
 
@@ -730,28 +748,17 @@ class DiskWatch:
 
 
 def owned(uid: int, dirs: tuple[str, ...], max_files: int, max_visited: int = 1_000_000) -> tuple[int, int]:
-    """(bytes allocated, entries) of ``uid`` under ``dirs``, descending only into directories it could
-    write (its own, or world-writable ones). Stops once it has found more than ``max_files`` entries of
-    the uid, or visited ``max_visited`` of anyone's (then the figures are lower bounds)."""
-    size, files, visited, stack, seen = 0, 0, 0, list(dirs), set()
-    while stack and files <= max_files and visited <= max_visited:
-        try:
-            entries = list(os.scandir(stack.pop()))
-        except OSError:
-            continue
-        visited += len(entries)
-        for e in entries:
-            try:
-                st = e.stat(follow_symlinks=False)
-            except OSError:
-                continue
-            files += st.st_uid == uid
-            if e.is_dir(follow_symlinks=False):
-                if (st.st_uid == uid or st.st_mode & stat.S_IWOTH) and (st.st_dev, st.st_ino) not in seen:
-                    seen.add((st.st_dev, st.st_ino))
-                    stack.append(e.path)
-            elif st.st_uid == uid:
-                size += st.st_blocks * 512
+    """(bytes allocated, entries) of ``uid`` under ``dirs`` (``writable_entries``). Stops after the first
+    directory that takes it past ``max_files`` entries of the uid, or after ``max_visited`` of anyone's
+    (then the figures are lower bounds)."""
+    size = files = 0
+    for scanned in writable_entries(uid, dirs, max_visited):
+        for e, st in scanned:
+            if st.st_uid == uid:
+                files += 1
+                size += 0 if e.is_dir(follow_symlinks=False) else st.st_blocks * 512
+        if files > max_files:
+            break
     return size, files
 
 
@@ -778,12 +785,11 @@ class MemoryWatchdog:
         while not self._stop.wait(self.interval):
             rss = sum(r for _, r in uid_processes(self.uid))
             cgroup = cgroup_memory()
-            disk = self.disk.over() if self.disk else ""
             if rss > self.limit:
                 self.fired = f"memory: the worker's processes used {rss >> 20} MB, over the limit of {self.limit >> 20} MB"
             elif cgroup and rss and cgroup[1] > cgroup[0] - self.HEADROOM:
                 self.fired = f"memory: memory is nearly exhausted ({cgroup[1] >> 20} of {cgroup[0] >> 20} MB in use)"
-            elif disk:
+            elif self.disk and (disk := self.disk.over()):
                 self.fired = f"disk: {disk}"
             else:
                 continue
