@@ -116,3 +116,28 @@ def test_tensor_count_is_checked_before_decoding():
     blob = struct.pack("<Q", 10 * 512 + 4097) + b" " * (10 * 512 + 4097)
     with pytest.raises(ProtocolError, match="a tensor table of 9217 bytes"):
         check_tensor_count(blob, 10)
+
+
+def test_the_worker_seeds_the_cpu_as_torch_manual_seed_does():
+    """seed_everything's CPU path (the CPU generator alone, without torch.manual_seed's queued CUDA
+    seeding) leaves torch, random and numpy in the state torch.manual_seed and the seeds would."""
+    import random
+
+    import numpy as np
+
+    from grader.worker.main import seed_everything
+
+    def draws():
+        return torch.randn(5, dtype=torch.float64), torch.randint(0, 1000, (3,)), random.random(), np.random.rand()
+
+    for seed in (0, 7, 2**32 - 1, 2**40 + 3):
+        torch.manual_seed(seed)
+        random.seed(seed)
+        np.random.seed(seed % 2**32)
+        expected = draws()
+        torch.manual_seed(12345)  # some other state in between
+        seed_everything(seed, "cpu")
+        got = draws()
+        assert torch.equal(got[0], expected[0]) and torch.equal(got[1], expected[1])
+        assert got[2:] == expected[2:]
+        assert torch.initial_seed() == seed
