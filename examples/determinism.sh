@@ -8,27 +8,18 @@
 #   RUNS=5 ASSIGNMENTS="hw2_vae" SUBMISSION=correct.py SEED=7 bash examples/determinism.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DGM=${DGM:-.venv/bin/dgm-grade}
+source examples/grade_jobs.sh
 RUNS=${RUNS:-20}
-JOBS=${JOBS:-2}
 SEED=${SEED:-2026}
 SUBMISSION=${SUBMISSION:-partly_wrong.py}
 OUT=${OUT:-out/determinism}
-ASSIGNMENTS=${ASSIGNMENTS:-$(cd examples && echo hw*)}
 jobs_file=$(mktemp)
 for assignment in $ASSIGNMENTS; do
   for run in $(seq 1 "$RUNS"); do
-    echo "$assignment examples/$assignment/$SUBMISSION $run" >>"$jobs_file"
+    echo "$assignment examples/$assignment/$SUBMISSION $SEED $OUT/$assignment/run-$run.json" >>"$jobs_file"
   done
 done
-grade_one() {
-  local assignment=$1 submission=$2 run=$3
-  "$DGM" grade "$submission" --assignment "$assignment" --seed "$SEED" --sandbox process --quiet \
-    --out "$OUT/$assignment/run-$run.json" >/dev/null
-}
-export -f grade_one
-export DGM OUT SEED
-xargs -P "$JOBS" -L 1 bash -c 'grade_one "$@"' _ <"$jobs_file"
+grade_jobs "$jobs_file"
 rm -f "$jobs_file"
 OUT=$OUT .venv/bin/python - <<'PY'
 import json, os, pathlib, re

@@ -6,12 +6,10 @@
 #   FIRST_SEED=4 SEEDS=10 ASSIGNMENTS="hw1_foundations hw3_flows" OUT=out/seeds-4 bash examples/seed_sweep.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DGM=${DGM:-.venv/bin/dgm-grade}
+source examples/grade_jobs.sh
 SEEDS=${SEEDS:-200}
 FIRST_SEED=${FIRST_SEED:-1}
-JOBS=${JOBS:-2}
 OUT=${OUT:-out/seeds}
-ASSIGNMENTS=${ASSIGNMENTS:-$(cd examples && echo hw*)}
 jobs_file=$(mktemp)
 for assignment in $ASSIGNMENTS; do
   dir=examples/$assignment
@@ -19,19 +17,12 @@ for assignment in $ASSIGNMENTS; do
     "from grader.assignment import load_assignment as l; print(l('$assignment').config.module)")
   for seed in $(seq "$FIRST_SEED" $((FIRST_SEED + SEEDS - 1))); do
     for submission in "reference/$module.py" "$dir/correct.py"; do
-      echo "$assignment $submission $seed" >>"$jobs_file"
+      name=$(basename "$(dirname "$submission")")-$(basename "$submission" .py)
+      echo "$assignment $submission $seed $OUT/$assignment/$name-$seed.json" >>"$jobs_file"
     done
   done
 done
-grade_one() {
-  local assignment=$1 submission=$2 seed=$3 name
-  name=$(basename "$(dirname "$submission")")-$(basename "$submission" .py)
-  "$DGM" grade "$submission" --assignment "$assignment" --seed "$seed" --sandbox process --quiet \
-    --out "$OUT/$assignment/$name-$seed.json" >/dev/null
-}
-export -f grade_one
-export DGM OUT
-xargs -P "$JOBS" -L 1 bash -c 'grade_one "$@"' _ <"$jobs_file"
+grade_jobs "$jobs_file"
 rm -f "$jobs_file"
 OUT=$OUT .venv/bin/python - <<'PY'
 import json, os, pathlib
