@@ -12,5 +12,5 @@ grade_one() {
 grade_jobs() {
   export -f grade_one
   export DGM
-  xargs -P "$JOBS" -L 1 bash -c 'grade_one "$@"' _ <"$1"
+  xargs -r -P "$JOBS" -L 1 bash -c 'grade_one "$@"' _ <"$1"
 }

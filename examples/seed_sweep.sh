@@ -2,33 +2,53 @@
 # Zero false fails: grade the reference and the correct sample of every assignment under SEEDS
 # grading seeds (default 200: hours on a 2-core machine), JOBS at a time, and list every check a
 # correct submission lost. Writes $OUT/<assignment>/<submission>-<seed>.json (OUT: out/seeds).
+# Seed by seed (every assignment under seed s before any under s + 1), so a sweep stopped part-way
+# covers all assignments up to the same seed; run the same command again to go on: a grading whose
+# results.json is there, finished, with the current checks (checks_hash) is not graded again.
 #   SEEDS=6 JOBS=2 bash examples/seed_sweep.sh
 #   FIRST_SEED=4 SEEDS=10 ASSIGNMENTS="hw1_foundations hw3_flows" OUT=out/seeds-4 bash examples/seed_sweep.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source examples/grade_jobs.sh
-SEEDS=${SEEDS:-200}
-FIRST_SEED=${FIRST_SEED:-1}
-OUT=${OUT:-out/seeds}
+export SEEDS=${SEEDS:-200} FIRST_SEED=${FIRST_SEED:-1} OUT=${OUT:-out/seeds} ASSIGNMENTS
 jobs_file=$(mktemp)
-for assignment in $ASSIGNMENTS; do
-  dir=examples/$assignment
-  module=$(.venv/bin/python -c \
-    "from grader.assignment import load_assignment as l; print(l('$assignment').config.module)")
-  for seed in $(seq "$FIRST_SEED" $((FIRST_SEED + SEEDS - 1))); do
-    for submission in "reference/$module.py" "$dir/correct.py"; do
-      name=$(basename "$(dirname "$submission")")-$(basename "$submission" .py)
-      echo "$assignment $submission $seed $OUT/$assignment/$name-$seed.json" >>"$jobs_file"
-    done
-  done
-done
+.venv/bin/python - >"$jobs_file" <<'PY'
+import json, os, pathlib
+from grader.assignment import load_assignment
+
+out, first = pathlib.Path(os.environ["OUT"]), int(os.environ["FIRST_SEED"])
+assignments = {a: load_assignment(a) for a in os.environ["ASSIGNMENTS"].split()}
+
+def done(path: pathlib.Path, checks_hash: str) -> bool:
+    try:
+        extra = json.loads(path.read_text())["extra_data"]
+    except (OSError, ValueError, KeyError):
+        return False
+    return extra.get("finished") is True and extra.get("checks_hash") == checks_hash
+
+for seed in range(first, first + int(os.environ["SEEDS"])):
+    for name, a in assignments.items():
+        for submission in (f"reference/{a.config.module}.py", f"examples/{name}/correct.py"):
+            label = f"{pathlib.Path(submission).parent.name}-{pathlib.Path(submission).stem}"
+            path = out / name / f"{label}-{seed}.json"
+            if not done(path, a.checks_hash):
+                print(name, submission, seed, path)
+PY
+echo "$(wc -l <"$jobs_file") gradings to run"
 grade_jobs "$jobs_file"
 rm -f "$jobs_file"
-OUT=$OUT .venv/bin/python - <<'PY'
-import json, os, pathlib
+.venv/bin/python - <<'PY'
+import collections, json, os, pathlib
 runs = sorted(pathlib.Path(os.environ["OUT"]).glob("*/*.json"))
-lost = [(str(p), t["name"]) for p in runs for t in json.loads(p.read_text())["tests"] if t["score"] < t["max_score"]]
+results = {p: json.loads(p.read_text()) for p in runs}
+lost = [(str(p), t["name"]) for p, r in results.items() for t in r["tests"] if t["score"] < t["max_score"]]
 print(f"{len(runs)} gradings of correct submissions, {len(lost)} checks lost")
+seeds = collections.defaultdict(set)
+for r in results.values():
+    extra = r["extra_data"]
+    seeds[extra["assignment"], extra["checks_hash"]].add(extra["seed"])
+for (assignment, checks_hash), found in sorted(seeds.items()):
+    print(f"  {assignment} (checks {checks_hash}): {len(found)} seeds, {min(found)}-{max(found)}")
 for path, name in lost:
-    print(f"  {path}: {name}")
+    print(f"  lost: {path}: {name}")
 PY
