@@ -21,7 +21,7 @@ for assignment in $ASSIGNMENTS; do
 done
 grade_jobs "$jobs_file"
 rm -f "$jobs_file"
-OUT=$OUT .venv/bin/python - <<'PY'
+OUT=$OUT "$PYTHON" - <<'PY'
 import json, os, pathlib, re
 
 def comparable(path):

@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 source examples/grade_jobs.sh
 export SEEDS=${SEEDS:-200} FIRST_SEED=${FIRST_SEED:-1} OUT=${OUT:-out/seeds} ASSIGNMENTS
 jobs_file=$(mktemp)
-.venv/bin/python - >"$jobs_file" <<'PY'
+"$PYTHON" - >"$jobs_file" <<'PY'
 import json, os, pathlib
 from grader.assignment import load_assignment
 
@@ -37,7 +37,7 @@ PY
 echo "$(wc -l <"$jobs_file") gradings to run"
 grade_jobs "$jobs_file"
 rm -f "$jobs_file"
-.venv/bin/python - <<'PY'
+"$PYTHON" - <<'PY'
 import collections, json, os, pathlib
 runs = sorted(pathlib.Path(os.environ["OUT"]).glob("*/*.json"))
 results = {p: json.loads(p.read_text()) for p in runs}
