@@ -4,7 +4,8 @@
 # correct submission lost. Writes $OUT/<assignment>/<submission>-<seed>.json (OUT: out/seeds).
 # Seed by seed (every assignment under seed s before any under s + 1), so a sweep stopped part-way
 # covers all assignments up to the same seed; run the same command again to go on: a grading whose
-# results.json is there, finished, with the current checks (checks_hash) is not graded again.
+# results.json is there, finished, with the current checks (checks_hash) is not graded again. The
+# summary counts finished gradings only, and lists those cut short (a killed run) apart.
 #   SEEDS=6 JOBS=2 bash examples/seed_sweep.sh
 #   FIRST_SEED=4 SEEDS=10 ASSIGNMENTS="hw1_foundations hw3_flows" OUT=out/seeds-4 bash examples/seed_sweep.sh
 set -euo pipefail
@@ -41,8 +42,14 @@ rm -f "$jobs_file"
 import collections, json, os, pathlib
 runs = sorted(pathlib.Path(os.environ["OUT"]).glob("*/*.json"))
 results = {p: json.loads(p.read_text()) for p in runs}
+cut_short = [p for p, r in results.items() if r["extra_data"].get("finished") is not True]
+results = {p: r for p, r in results.items() if p not in cut_short}  # its unrun checks are not lost
 lost = [(str(p), t["name"]) for p, r in results.items() for t in r["tests"] if t["score"] < t["max_score"]]
-print(f"{len(runs)} gradings of correct submissions, {len(lost)} checks lost")
+print(f"{len(results)} gradings of correct submissions, {len(lost)} checks lost")
+if cut_short:
+    print(f"{len(cut_short)} gradings cut short, not counted (the same command grades them again):")
+    for path in cut_short:
+        print(f"  cut short: {path}")
 seeds = collections.defaultdict(set)
 for r in results.values():
     extra = r["extra_data"]

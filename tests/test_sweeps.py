@@ -43,6 +43,15 @@ def test_the_seed_sweep_reports_lost_checks_and_goes_on_where_it_stopped(tmp_pat
     assert "2 gradings of correct submissions, 1 checks lost" in again.stdout
     assert f"lost: {correct}: {lost['tests'][0]['name']}" in again.stdout
 
+    cut_short["tests"][0]["score"] = 0  # a grading killed part-way: its unrun checks are not lost ones
+    reference.write_text(json.dumps(cut_short))
+    summary = run("seed_sweep.sh", FIRST_SEED="5", SEEDS="0", OUT=str(tmp_path))
+    assert "0 gradings to run" in summary.stdout
+    assert "1 gradings of correct submissions, 1 checks lost" in summary.stdout
+    assert f"1 gradings cut short, not counted (the same command grades them again):\n  cut short: {reference}\n" \
+        in summary.stdout
+    assert f"lost: {reference}" not in summary.stdout
+
 
 def test_the_determinism_run_finds_the_same_results(tmp_path):
     done = run("determinism.sh", RUNS="2", SEED="3", OUT=str(tmp_path))
