@@ -42,16 +42,16 @@ rm -f "$jobs_file"
 import collections, json, os, pathlib
 runs = sorted(pathlib.Path(os.environ["OUT"]).glob("*/*.json"))
 results = {p: json.loads(p.read_text()) for p in runs}
-cut_short = [p for p, r in results.items() if r["extra_data"].get("finished") is not True]
-results = {p: r for p, r in results.items() if p not in cut_short}  # its unrun checks are not lost
-lost = [(str(p), t["name"]) for p, r in results.items() for t in r["tests"] if t["score"] < t["max_score"]]
-print(f"{len(results)} gradings of correct submissions, {len(lost)} checks lost")
+finished = {p: r for p, r in results.items() if r["extra_data"].get("finished") is True}
+cut_short = [p for p in results if p not in finished]  # a killed run's unrun checks are not lost
+lost = [(str(p), t["name"]) for p, r in finished.items() for t in r["tests"] if t["score"] < t["max_score"]]
+print(f"{len(finished)} gradings of correct submissions, {len(lost)} checks lost")
 if cut_short:
     print(f"{len(cut_short)} gradings cut short, not counted (the same command grades them again):")
     for path in cut_short:
         print(f"  cut short: {path}")
 seeds = collections.defaultdict(set)
-for r in results.values():
+for r in finished.values():
     extra = r["extra_data"]
     seeds[extra["assignment"], extra["checks_hash"]].add(extra["seed"])
 for (assignment, checks_hash), found in sorted(seeds.items()):
