@@ -14,12 +14,12 @@ FOUNDATIONS = reference_source("foundations")
 DEGENERATE = ROOT / "assignments" / "hw1_foundations" / "degenerate"
 
 
-def grade_checks(source: str, check_ids: tuple[str, ...]) -> Grade:
+def grade_checks(source: str, check_ids: tuple[str, ...], seed: int | None = None) -> Grade:
     """Grade ``source`` with only the named checks (public and hidden), in the process sandbox."""
     assignment = load_assignment("hw1_foundations")
     by_id = {c.id: c for c in assignment.checks}
     return grade(assignment, submission_from_bytes(source.encode(), "foundations"),
-                 sandbox=make_sandbox(assignment, kind="process"), checks=[by_id[i] for i in check_ids])
+                 sandbox=make_sandbox(assignment, kind="process"), checks=[by_id[i] for i in check_ids], seed=seed)
 
 
 # Realistic student bugs: (bug, buggy function, text in the reference, replacement).
@@ -138,6 +138,14 @@ def test_renormalising_log_weights_keeps_the_gradient_checks():
     source = mutate(source, "    n = x.shape[0]\n    # E-step",
                     "    n = x.shape[0]\n    log_weights = log_weights - torch.logsumexp(log_weights, 0)\n    # E-step")
     result = grade_checks(source, ("gmm_gradients", "em_gradients_match_reference"))
+    assert failed(result) == [], [r.output for r in result.results if not r.passed]
+
+
+def test_reference_keeps_its_points_on_far_points_under_seed_192():
+    """The 200-seed sweep's one false fail: under seed 192 the reference's float32 E-step (the handout's
+    log_joint - logsumexp, with log_joint ~ -3e4 for points 1e3 away) gave logsumexp(new log_weights)
+    = -1.7e-5 against a flat 1e-5; the tolerance now grows with the size of the terms."""
+    result = grade_checks(FOUNDATIONS, ("em_matches_reference", "em_far_points"), seed=192)
     assert failed(result) == [], [r.output for r in result.results if not r.passed]
 
 

@@ -704,9 +704,17 @@ def em_outputs(value, k: int, d: int, dtype: torch.dtype, note: str = "") -> Mix
                    expect_tensor(lv, shape=(k, d), dtype=dtype, what=f"new log_vars ({shapes_text})"))
 
 
-def expect_normalised(mix: Mixture, dtype: torch.dtype) -> None:
+def expect_normalised(mix: Mixture, dtype: torch.dtype, x: torch.Tensor, start: Mixture) -> None:
+    """The new log_weights sum to 1 up to rounding: ``1e-5`` (float32) or ``1e-12`` (float64), plus 16 eps
+    times the mean size of the log-joint terms of the E-step (``mixture_terms`` of ``x [N, D]`` under the
+    ``start`` mixture). The handout's ``log r = log_joint - logsumexp(log_joint)`` rounds each log r of a
+    point 1e3 away by about eps x its |log_joint| (~3e4 in float32: 2e-3), so sum_k N_k = N within
+    about eps x sum_n terms_n / 2; 16 eps is 30 times that (6,000 float32 draws of three E-step styles
+    reached 2% of this tolerance)."""
     total = float(mix.log_weights.double().logsumexp(0))
-    expect(abs(total) <= (1e-5 if is_f32(dtype) else 1e-12),
+    eps = torch.finfo(dtype).eps
+    rounding = 16 * eps * float(mixture_terms(x, start).mean())
+    expect(abs(total) <= (1e-5 if is_f32(dtype) else 1e-12) + rounding,
            f"new log_weights must be normalised (the handout: 'the new log_weights are normalised'): "
            f"logsumexp(log_weights) = {total:.3g}, expected 0 (weights_k = N_k / N; got weights "
            f"{mix.log_weights.double().exp().tolist()})")
@@ -719,7 +727,7 @@ def em_shapes_normalised(student, problem, dtype):
     x, mix = problem.x.to(dtype), problem.start.to(dtype)
     r = student.call("gmm_em_step", x, *mix.astuple(), return_inputs=True)
     new = em_outputs(r.value, mix.k, x.shape[1], dtype)
-    expect_normalised(new, dtype)
+    expect_normalised(new, dtype, problem.x, problem.start)
     expect_unchanged(r, x, *mix.astuple())
 
 
@@ -821,7 +829,7 @@ def em_far_points(student, problem, dtype, far, seed):
     new = em_outputs(student.gmm_em_step(x.to(dtype), *mix.to(dtype).astuple()), mix.k, x.shape[1], dtype,
                      note=f"; {far} of the {len(x)} points are 1e3 away from every component: the handout's E-step "
                           "is 'in log space, stable for far-away points': log r = log_joint - logsumexp(log_joint)")
-    expect_normalised(new, dtype)
+    expect_normalised(new, dtype, x, mix)
 
 
 def far_points(x: torch.Tensor, mix: Mixture, far: int, seed: int) -> torch.Tensor:
