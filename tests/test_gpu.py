@@ -1,7 +1,7 @@
 """`--gpu`: student code runs on a CUDA device and correct work still gets full marks.
 
 These run only where torch sees a CUDA GPU (a development machine with one, or
-the device machine: see docs/gpu.md); elsewhere they skip. On a GPU the judge
+the device machine: see docs/docker.md); elsewhere they skip. On a GPU the judge
 still draws and compares on the CPU; the worker moves every input to ``cuda``,
 so each reference function computes on the GPU, in float32 and float64.
 """
